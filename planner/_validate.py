@@ -1,0 +1,200 @@
+"""Checks shared by the loaders: modes, thresholds, columns, coordinates, CRS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+
+from . import settings
+from ._errors import InvalidValueError, MissingColumnError, NoCrsError
+
+# China's extent with a margin, degrees (used to detect swapped lon/lat)
+_CHINA_LON = (70.0, 140.0)
+_CHINA_LAT = (0.0, 56.0)
+
+
+def check_mode(mode: str) -> str:
+    """Return `mode` if it is a known travel mode, else raise.
+
+    Parameters
+    ----------
+    mode
+        Travel mode.
+
+    Returns
+    -------
+    mode
+        The same mode.
+
+    Raises
+    ------
+    InvalidValueError
+        If the mode is unknown.
+    """
+    if mode not in settings.MODES:
+        msg = f"unknown mode '{mode}'; fix: choose one of {', '.join(settings.MODES)}"
+        raise InvalidValueError(msg)
+    return mode
+
+
+def check_minutes(minutes: Iterable[float]) -> tuple[float, ...]:
+    """Validate and sort travel-time thresholds in minutes.
+
+    Parameters
+    ----------
+    minutes
+        Thresholds in minutes.
+
+    Returns
+    -------
+    minutes
+        Sorted, de-duplicated thresholds.
+
+    Raises
+    ------
+    InvalidValueError
+        If a threshold is not a positive number up to 240 minutes.
+    """
+    out = sorted({float(m) for m in minutes})
+    if not out or any(not (0 < m <= 240) for m in out):
+        msg = f"thresholds {list(minutes)} must be numbers of minutes between 0 and 240; fix: e.g. --minutes 5 --minutes 10 --minutes 15"
+        raise InvalidValueError(msg)
+    return tuple(out)
+
+
+def find_column(df: pd.DataFrame, aliases: Sequence[str], *, what: str, file: object,
+                required: bool = True, given: str | None = None) -> str | None:
+    """Find a column by exact name or case-insensitive alias.
+
+    Parameters
+    ----------
+    df
+        Table to search.
+    aliases
+        Accepted names, the canonical one first.
+    what
+        Human name of the column, e.g. ``"longitude"``.
+    file
+        File name for messages.
+    required
+        Raise if missing when True; return None otherwise.
+    given
+        A column name chosen by the user, which must exist.
+
+    Returns
+    -------
+    column
+        The matching column name, or None.
+
+    Raises
+    ------
+    MissingColumnError
+        If a required column is missing.
+    """
+    cols = [c for c in df.columns if c != getattr(df, "_geometry_column_name", None)]
+    if given is not None:
+        if given in df.columns:
+            return given
+        msg = f"{file}: column '{given}' ({what}) not found (columns: {', '.join(map(str, cols))}); fix: check the column name"
+        raise MissingColumnError(msg)
+    lower = {str(c).lower(): c for c in cols}
+    for alias in aliases:
+        if alias.lower() in lower:
+            return str(lower[alias.lower()])
+    if required:
+        msg = (f"{file}: no {what} column (columns: {', '.join(map(str, cols))}); "
+               f"fix: name it '{aliases[0]}' (accepted: {', '.join(aliases)})")
+        raise MissingColumnError(msg)
+    return None
+
+
+def check_numeric(df: pd.DataFrame, column: str, *, file: object, what: str) -> np.ndarray:
+    """Return a numeric column as floats, naming the first bad row otherwise.
+
+    Parameters
+    ----------
+    df
+        Table.
+    column
+        Column to convert.
+    file
+        File name for messages.
+    what
+        Human name of the column.
+
+    Returns
+    -------
+    values
+        Float array.
+
+    Raises
+    ------
+    InvalidValueError
+        If a value is missing or not a number (row numbers count data rows
+        from 1, so row 1 is the line after the header).
+    """
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raw = df[column].iloc[i]
+        msg = (f"{file}: row {i + 1}, column '{column}' ({what}): '{raw}' is not a number"
+               f" ({int(bad.sum())} bad rows in all); fix: enter decimal degrees/numbers, e.g. 114.3055")
+        raise InvalidValueError(msg)
+    return values.to_numpy(dtype=float)
+
+
+def check_lonlat(lon: np.ndarray, lat: np.ndarray, *, file: object, lon_col: str = "lon", lat_col: str = "lat") -> None:
+    """Check longitudes and latitudes are valid degrees and not swapped.
+
+    Parameters
+    ----------
+    lon, lat
+        Coordinates in degrees.
+    file
+        File name for messages.
+    lon_col, lat_col
+        Column names for messages.
+
+    Raises
+    ------
+    InvalidValueError
+        If a latitude is outside -90..90 or a longitude outside -180..180,
+        naming the first bad row and whether the columns look swapped.
+    """
+    swapped = ((lon >= _CHINA_LAT[0]) & (lon <= _CHINA_LAT[1]) & (lat >= _CHINA_LON[0]) & (lat <= _CHINA_LON[1]))
+    bad = (np.abs(lat) > 90) | (np.abs(lon) > 180) | swapped
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        if swapped[i] or (np.abs(lat[i]) > 90 >= np.abs(lon[i])):
+            fix = f"the values look swapped; put longitude (e.g. 114.3) in '{lon_col}' and latitude (e.g. 30.6) in '{lat_col}'"
+        else:
+            fix = "give WGS-84/GCJ-02/BD-09 decimal degrees, not projected metres"
+        msg = f"{file}: row {i + 1}: lon={lon[i]}, lat={lat[i]} is not a valid position ({int(bad.sum())} bad rows in all); fix: {fix}"
+        raise InvalidValueError(msg)
+
+
+def check_same_crs(a: object, b: object, *, what_a: str, what_b: str) -> None:
+    """Raise if two CRSs differ, naming both and the fix.
+
+    Parameters
+    ----------
+    a, b
+        CRS-like objects.
+    what_a, what_b
+        What each CRS belongs to.
+
+    Raises
+    ------
+    NoCrsError
+        If either is None or they differ.
+    """
+    if a is None or b is None:
+        msg = f"{what_a if a is None else what_b} has no CRS; fix: set one (EPSG:4326 for lon/lat)"
+        raise NoCrsError(msg)
+    if not CRS.from_user_input(a).equals(CRS.from_user_input(b)):
+        msg = f"CRS mismatch: {what_a} is {CRS.from_user_input(a).to_string()} but {what_b} is {CRS.from_user_input(b).to_string()}; fix: reproject one with to_crs()"
+        raise NoCrsError(msg)

@@ -1,0 +1,221 @@
+"""Population demand as cells.
+
+A cell is a demand unit with a ``population``: a raster pixel (or a block of
+pixels), a square of a regular grid that points were summed into, or a polygon
+from a layer. Cells keep a stable integer index ``cell_id`` and a WGS-84
+polygon; travel times are computed from each cell's centre.
+
+WorldPop-style rasters: nodata, negative and non-finite values are ignored, as
+are cells with zero population.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from . import datum
+from ._errors import InputFileError, InvalidValueError, NoCrsError
+from ._validate import check_lonlat, check_numeric, find_column
+from .io import RASTER_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input, read_table, suffix_of
+
+logger = logging.getLogger(__name__)
+
+POPULATION_ALIASES = ("population", "pop", "人口", "常住人口", "人口数", "value", "count")
+DEFAULT_POINT_CELL_M = 100.0  # metres, grid size for population points
+
+
+def load_population(
+    path: str | os.PathLike[str],
+    *,
+    study_area: BaseGeometry | None = None,
+    cell_size_m: float | None = None,
+    population_column: str | None = None,
+    coords: str = "wgs84",
+) -> gpd.GeoDataFrame:
+    """Load population as demand cells.
+
+    Parameters
+    ----------
+    path
+        GeoTIFF raster (persons per pixel), a CSV/XLSX of points with
+        ``lon``/``lat`` and a population column, or a point/polygon layer
+        with a population column.
+    study_area
+        WGS-84 polygon; only cells whose centre lies inside are returned.
+    cell_size_m
+        Cell size in metres. Raster pixels are summed in blocks of about this
+        size (native pixels by default); points are summed into squares of
+        this size (100 m by default). Polygons are used as they are.
+    population_column
+        Column holding population for tables and layers.
+    coords
+        Datum of table coordinates (``wgs84``, ``gcj02``, ``bd09``).
+
+    Returns
+    -------
+    cells
+        Index ``cell_id``; columns ``population`` and ``geometry`` (EPSG:4326).
+
+    Raises
+    ------
+    InputFileError, NoCrsError, MissingColumnError, InvalidValueError
+        For unusable inputs.
+
+    Examples
+    --------
+    >>> import shapely
+    >>> from planner import datasets
+    >>> box = shapely.box(114.30, 30.55, 114.32, 30.57)
+    >>> cells = load_population(datasets.get_path("wuhan_population"), study_area=box)
+    >>> round(float(cells["population"].sum()))
+    23069
+    """
+    p = check_input(path, what="population", suffixes=RASTER_SUFFIXES + TABLE_SUFFIXES + VECTOR_SUFFIXES)
+    if cell_size_m is not None and not (1 <= cell_size_m <= 10_000):
+        msg = f"cell size {cell_size_m} m is outside 1-10,000 m; fix: e.g. --cell-size 250"
+        raise InvalidValueError(msg)
+    if suffix_of(p) in RASTER_SUFFIXES:
+        cells = _cells_from_raster(p, study_area=study_area, cell_size_m=cell_size_m)
+    else:
+        cells = _cells_from_table(p, study_area=study_area, cell_size_m=cell_size_m,
+                                  population_column=population_column, coords=coords)
+    cells.index = pd.RangeIndex(len(cells), name="cell_id")
+    if len(cells) == 0:
+        msg = f"{p}: no populated cells inside the study area (the road network's extent); fix: check that the population and network files cover the same place"
+        raise InvalidValueError(msg)
+    logger.info("%s: %d populated cells, %.0f persons", p, len(cells), cells["population"].sum())
+    return cells
+
+
+def _cells_from_raster(path: Path, *, study_area: BaseGeometry | None, cell_size_m: float | None) -> gpd.GeoDataFrame:
+    import rasterio
+    from rasterio.windows import from_bounds
+
+    try:
+        src = rasterio.open(path)
+    except Exception as exc:  # noqa: BLE001
+        msg = f"{path}: cannot read the population raster ({type(exc).__name__}); fix: give a GeoTIFF"
+        raise InputFileError(msg) from None
+    with src:
+        if src.crs is None:
+            msg = f"{path}: the population raster has no CRS; fix: set it (e.g. gdal_edit.py -a_srs EPSG:4326)"
+            raise NoCrsError(msg)
+        area = study_area
+        if area is not None and not src.crs.to_epsg() == 4326:
+            area = gpd.GeoSeries([study_area], crs="EPSG:4326").to_crs(src.crs).iloc[0]
+        if area is not None:
+            win = from_bounds(*area.bounds, transform=src.transform).round_offsets().round_lengths()
+            win = win.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        else:
+            win = rasterio.windows.Window(0, 0, src.width, src.height)
+        data = src.read(1, window=win, masked=True).astype("float64").filled(np.nan)
+        transform = src.window_transform(win)
+        crs = src.crs
+        res_x = abs(transform.a)
+    data[~np.isfinite(data) | (data < 0)] = 0.0
+    k = 1
+    if cell_size_m is not None:
+        px_m = res_x * 111_320 * np.cos(np.radians(transform.f)) if crs.is_geographic else res_x
+        k = max(1, round(cell_size_m / px_m))
+    if k > 1:
+        h, w = (data.shape[0] // k) * k, (data.shape[1] // k) * k
+        data = data[:h, :w].reshape(h // k, k, w // k, k).sum(axis=(1, 3))
+        transform = transform * transform.scale(k, k)
+    rows, cols = np.nonzero(data > 0)
+    pop = data[rows, cols]
+    x0, y0 = transform * (cols, rows)
+    x1, y1 = transform * (cols + 1, rows + 1)
+    geoms = shapely.box(np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1))
+    cells = gpd.GeoDataFrame({"population": pop}, geometry=geoms, crs=crs)
+    if not crs.to_epsg() == 4326:
+        cells = cells.to_crs("EPSG:4326")
+    return _clip(cells, study_area)
+
+
+def _cells_from_table(path: Path, *, study_area: BaseGeometry | None, cell_size_m: float | None,
+                      population_column: str | None, coords: str) -> gpd.GeoDataFrame:
+    df = read_table(path, what="population")
+    pop_col = find_column(df, POPULATION_ALIASES, what="population", file=path, given=population_column)
+    assert pop_col is not None
+    pop = check_numeric(df, pop_col, file=path, what="population")
+    if (pop < 0).any():
+        i = int(np.flatnonzero(pop < 0)[0])
+        msg = f"{path}: row {i + 1}, column '{pop_col}': population {pop[i]} is negative; fix: use counts >= 0"
+        raise InvalidValueError(msg)
+    if isinstance(df, gpd.GeoDataFrame):
+        gdf = df.to_crs("EPSG:4326")
+        if (gdf.geom_type.isin(["Polygon", "MultiPolygon"])).all():
+            cells = gpd.GeoDataFrame({"population": pop}, geometry=gdf.geometry.to_numpy(), crs="EPSG:4326")
+            return _clip(cells[cells["population"] > 0], study_area)
+        if not (gdf.geom_type == "Point").all():
+            msg = f"{path}: population features must be all points or all polygons; fix: split the layer"
+            raise InvalidValueError(msg)
+        lon, lat = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
+    else:
+        lon_col = find_column(df, ("lon", "lng", "longitude", "经度", "x"), what="longitude", file=path)
+        lat_col = find_column(df, ("lat", "latitude", "纬度", "y"), what="latitude", file=path)
+        assert lon_col is not None and lat_col is not None
+        lon = check_numeric(df, lon_col, file=path, what="longitude")
+        lat = check_numeric(df, lat_col, file=path, what="latitude")
+        check_lonlat(lon, lat, file=path, lon_col=lon_col, lat_col=lat_col)
+    lon, lat = (np.asarray(a, dtype=float) for a in datum.to_wgs84(lon, lat, datum=coords))
+    pts = gpd.GeoSeries(gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+    utm = pts.estimate_utm_crs()
+    xy = shapely.get_coordinates(pts.to_crs(utm).to_numpy())
+    size = cell_size_m or DEFAULT_POINT_CELL_M
+    ij = np.floor(xy / size).astype(np.int64)
+    grid = pd.DataFrame({"i": ij[:, 0], "j": ij[:, 1], "population": pop}).groupby(["i", "j"], as_index=False)["population"].sum()
+    grid = grid[grid["population"] > 0]
+    geoms = shapely.box(grid["i"] * size, grid["j"] * size, (grid["i"] + 1) * size, (grid["j"] + 1) * size)
+    cells = gpd.GeoDataFrame({"population": grid["population"].to_numpy()}, geometry=geoms, crs=utm).to_crs("EPSG:4326")
+    return _clip(cells, study_area)
+
+
+def _clip(cells: gpd.GeoDataFrame, study_area: BaseGeometry | None) -> gpd.GeoDataFrame:
+    if study_area is None:
+        return cells.reset_index(drop=True)
+    centres = shapely.centroid(cells.geometry.to_numpy())
+    shapely.prepare(study_area)
+    inside = shapely.contains_xy(study_area, shapely.get_x(centres), shapely.get_y(centres))
+    return cells[inside].reset_index(drop=True)
+
+
+def population_by_zone(path: str | os.PathLike[str], zones: gpd.GeoDataFrame, *, name_column: str = "name") -> pd.Series:
+    """Sum a population raster within each zone (pixel centres inside).
+
+    Parameters
+    ----------
+    path
+        Population GeoTIFF.
+    zones
+        Polygons with a name column.
+    name_column
+        Column naming the zones.
+
+    Returns
+    -------
+    totals
+        Population per zone name.
+    """
+    import rasterio
+    from rasterio.features import rasterize
+
+    with rasterio.open(path) as src:
+        z = zones.to_crs(src.crs)
+        win = rasterio.windows.from_bounds(*z.total_bounds, transform=src.transform).round_offsets().round_lengths()
+        win = win.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        data = src.read(1, window=win, masked=True).astype("float64").filled(0.0)
+        transform = src.window_transform(win)
+    data[~np.isfinite(data) | (data < 0)] = 0.0
+    labels = rasterize(((g, i + 1) for i, g in enumerate(z.geometry)), out_shape=data.shape,
+                       transform=transform, fill=0, dtype="int32")
+    sums = np.bincount(labels.ravel(), weights=data.ravel(), minlength=len(z) + 1)[1:]
+    return pd.Series(sums, index=zones[name_column].to_numpy(), name="population")

@@ -1,0 +1,274 @@
+"""The coverage job end to end: read inputs, route, summarise, write outputs.
+
+:func:`run_coverage` is what ``planner coverage`` and the notebooks call. It
+returns a :class:`CoverageRun` holding every intermediate result, and
+:func:`write_coverage_outputs` writes them atomically:
+
+* ``summary.json`` - the figures for a report;
+* ``cells.gpkg`` - every demand cell with its travel times and status;
+* ``institutions.gpkg`` - institutions with tier, tier source and snap status;
+* ``isochrones.gpkg`` - per institution and threshold;
+* ``map.html`` - the interactive map.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import __version__, settings
+from ._errors import InvalidValueError, UnreachableFacilityError
+from ._validate import check_minutes, check_mode, find_column
+from .coverage import assign_districts, compute_study_area, coverage_by_cell, coverage_summary
+from .demand import load_population, population_by_zone
+from .institutions import load_institutions
+from .io import RASTER_SUFFIXES, output_dir, read_vector, suffix_of, write_json
+from .isochrones import compute_isochrones
+from .network import load_network, network_stats
+from .travel_time import CompiledNetwork, compile_network, snap_points
+
+logger = logging.getLogger(__name__)
+
+DISTRICT_NAME_ALIASES = ("name", "名称", "district", "区县", "name_zh", "locname", "NAME")
+
+
+@dataclass
+class CoverageRun:
+    """Everything one coverage run produced.
+
+    Attributes
+    ----------
+    graph, net
+        The road network and its compiled form.
+    institutions
+        Institutions with ``snap_m`` and ``snap_status`` added.
+    cells
+        Per-cell coverage (see :func:`planner.coverage.coverage_by_cell`).
+    isochrones
+        Isochrone polygons (empty if not computed).
+    districts
+        District polygons with coverage columns, or None.
+    summary
+        The report figures (see :func:`planner.coverage.coverage_summary`).
+    """
+
+    graph: nx.MultiDiGraph
+    net: CompiledNetwork
+    institutions: gpd.GeoDataFrame
+    cells: gpd.GeoDataFrame
+    isochrones: gpd.GeoDataFrame
+    districts: gpd.GeoDataFrame | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def load_boundaries(path: str | os.PathLike[str], *, name_column: str | None = None) -> gpd.GeoDataFrame:
+    """Load district polygons with a ``name`` column, in EPSG:4326.
+
+    Parameters
+    ----------
+    path
+        Polygon layer.
+    name_column
+        Column holding names; found among common aliases by default.
+
+    Returns
+    -------
+    districts
+        Columns ``name`` and ``geometry``.
+    """
+    gdf = read_vector(path, what="boundaries")
+    if not gdf.geom_type.isin(["Polygon", "MultiPolygon"]).all():
+        msg = f"{path}: the boundaries layer must hold polygons; fix: give district polygons"
+        raise InvalidValueError(msg)
+    col = find_column(gdf, DISTRICT_NAME_ALIASES, what="district name", file=path, given=name_column)
+    out = gpd.GeoDataFrame({"name": gdf[col].astype(str).to_numpy()}, geometry=gdf.geometry.to_numpy(), crs=gdf.crs)
+    return out.to_crs("EPSG:4326")
+
+
+def run_coverage(
+    network: str | os.PathLike[str],
+    institutions: str | os.PathLike[str],
+    population: str | os.PathLike[str],
+    *,
+    boundaries: str | os.PathLike[str] | None = None,
+    mode: str = "walk",
+    speed_kph: float | None = None,
+    minutes: tuple[float, ...] | None = None,
+    coords: str = "wgs84",
+    max_snap_m: float | None = None,
+    cell_size_m: float | None = None,
+    population_label: str = "population",
+    with_isochrones: bool = True,
+    progress: bool = False,
+) -> CoverageRun:
+    """Run the 15-minute coverage analysis on files.
+
+    Parameters
+    ----------
+    network
+        OSM extract or road-centreline layer.
+    institutions
+        Institutions table, layer or OSM extract.
+    population
+        Population raster, table or layer.
+    boundaries
+        District polygons for per-district figures (optional).
+    mode
+        ``walk``, ``ebike`` or ``drive``.
+    speed_kph
+        One speed for every road, in km/h (overrides per-class speeds).
+    minutes
+        Thresholds in minutes; (5, 10, 15) by default.
+    coords
+        Datum of institution/population table coordinates.
+    max_snap_m
+        Largest distance in metres from a point to a road.
+    cell_size_m
+        Demand cell size in metres (see :func:`planner.demand.load_population`).
+    population_label
+        What the population counts, shown with totals (e.g. "persons aged
+        20+ (WorldPop)").
+    with_isochrones
+        Compute isochrone polygons.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    run
+        The results; ``run.summary`` holds the report figures.
+
+    Raises
+    ------
+    PlannerError
+        For any unusable input, with the file and the fix.
+    """
+    t0 = time.perf_counter()
+    check_mode(mode)
+    mins = check_minutes(settings.THRESHOLDS_MINUTES if minutes is None else minutes)
+    max_snap = settings.MAX_SNAP_M if max_snap_m is None else float(max_snap_m)
+    if not (0 < max_snap <= 5000):
+        msg = f"snap distance {max_snap} m is outside 0-5,000 m; fix: e.g. --max-snap-m 500"
+        raise InvalidValueError(msg)
+
+    inst = load_institutions(institutions, coords=coords)
+    districts = load_boundaries(boundaries) if boundaries is not None else None
+    G = load_network(network, mode=mode, speed_kph=speed_kph)
+    net = compile_network(G)
+    area = compute_study_area(net, boundaries=districts, buffer_m=max_snap)
+    cells = load_population(population, study_area=area, cell_size_m=cell_size_m, coords=coords)
+    if districts is not None:
+        cells["district"] = assign_districts(cells, districts)
+        inst["district"] = assign_districts(inst, districts)
+
+    snap_f = snap_points(net, inst, max_snap_m=max_snap)
+    inst["snap_m"] = snap_f["snap_m"].round(1)
+    inst["snap_status"] = np.where(snap_f["snapped"], "snapped", "unsnapped")
+    if not snap_f["snapped"].any():
+        msg = (f"{institutions}: none of the {len(inst)} institutions lies within {max_snap:.0f} m of the road network "
+               f"(nearest is {snap_f['snap_m'].min():.0f} m away); fix: check the coordinates' datum (--coords gcj02 or bd09) "
+               "and that the network covers the same place")
+        raise UnreachableFacilityError(msg)
+    far = snap_f["snapped"] & (snap_f["snap_m"] > settings.SNAP_WARN_M)
+    if far.any():
+        logger.warning("%d institutions were snapped from more than %.0f m away; check their coordinates",
+                       int(far.sum()), settings.SNAP_WARN_M)
+
+    cov = coverage_by_cell(net, cells, inst, max_snap_m=max_snap, institutions_snapped=snap_f)
+    district_totals = None
+    if districts is not None and suffix_of(population) in RASTER_SUFFIXES:
+        district_totals = population_by_zone(population, districts)
+    summary = coverage_summary(cov, inst, snap_f, minutes=mins, district_totals=district_totals)
+
+    iso = compute_isochrones(net, inst, snap_f, minutes=mins, progress=progress) if with_isochrones else \
+        gpd.GeoDataFrame({"facility_id": [], "minutes": []}, geometry=[], crs="EPSG:4326")
+
+    dist_gdf = None
+    if districts is not None:
+        by = pd.DataFrame(summary["by_district"]).set_index("district") if summary["by_district"] else pd.DataFrame()
+        dist_gdf = districts.join(by, on="name") if len(by) else districts
+        dist_gdf = dist_gdf[dist_gdf["name"].isin(by.index)] if len(by) else dist_gdf
+
+    area_km2 = float(gpd.GeoSeries([area], crs="EPSG:4326").to_crs(net.crs).area.iloc[0] / 1e6)
+    summary = {
+        "planner_version": __version__,
+        "complete": True,
+        "population_unit": population_label,
+        **summary,
+        "mode": mode,
+        "speeds_kph": _speeds_used(mode, speed_kph),
+        "access_speed_kph": settings.ACCESS_SPEED_KPH or settings.WALK_SPEED_KPH,
+        "max_snap_m": max_snap,
+        "study_area": {
+            "definition": f"convex hull of the road network buffered by {max_snap:.0f} m"
+            + (", within the boundaries" if districts is not None else ""),
+            "area_km2": round(area_km2, 2),
+        },
+        "network": network_stats(G),
+        "inputs": {"network": str(network), "institutions": str(institutions), "population": str(population),
+                   "boundaries": None if boundaries is None else str(boundaries), "coords": coords},
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    return CoverageRun(graph=G, net=net, institutions=inst, cells=cov, isochrones=iso, districts=dist_gdf, summary=summary)
+
+
+def _speeds_used(mode: str, speed_kph: float | None) -> dict[str, float]:
+    if speed_kph is not None:
+        return {"all_roads": float(speed_kph)}
+    if mode == "walk":
+        return {"all_roads": settings.WALK_SPEED_KPH}
+    if mode == "ebike":
+        return {"all_roads": settings.EBIKE_SPEED_KPH}
+    return {**settings.DRIVE_SPEEDS_KPH, "untagged": settings.DRIVE_DEFAULT_SPEED_KPH}
+
+
+def write_coverage_outputs(run: CoverageRun, out: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    """Write a run's tables, layers and map into `out`, atomically.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`run_coverage`.
+    out
+        Output folder.
+    title
+        Map title.
+
+    Returns
+    -------
+    out
+        The output folder.
+    """
+    from .maps import render_coverage_map
+
+    with output_dir(out) as tmp:
+        _write_layers(run, tmp)
+        m = render_coverage_map(run, title=title)
+        m.save(str(tmp / "map.html"))
+        write_json(run.summary, tmp / "summary.json")
+    return Path(out)
+
+
+def _write_layers(run: CoverageRun, folder: Path) -> None:
+    cells = run.cells.reset_index()
+    cells.to_file(folder / "cells.gpkg", layer="cells", driver="GPKG")
+    inst = run.institutions.reset_index()
+    inst.to_file(folder / "institutions.gpkg", layer="institutions", driver="GPKG")
+    iso = run.isochrones
+    if len(iso):
+        iso.to_file(folder / "isochrones.gpkg", layer="isochrones", driver="GPKG")
+    else:
+        gpd.GeoDataFrame({"facility_id": pd.Series([], dtype=str), "minutes": pd.Series([], dtype=float)},
+                         geometry=gpd.GeoSeries([], crs="EPSG:4326")).to_file(folder / "isochrones.gpkg", layer="isochrones", driver="GPKG")
+    if run.districts is not None:
+        run.districts.to_file(folder / "districts.gpkg", layer="districts", driver="GPKG")
