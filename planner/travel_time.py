@@ -224,6 +224,12 @@ def snap_points(
     )
 
 
+def _partial(frac: np.ndarray, tt: np.ndarray) -> np.ndarray:
+    """Seconds to travel `frac` of a segment taking `tt` seconds; 0 for frac 0 even if tt is inf."""
+    with np.errstate(invalid="ignore"):
+        return np.where(frac == 0, 0.0, frac * tt)
+
+
 def _reverse_graph_with_sources(net: CompiledNetwork, fac: pd.DataFrame) -> tuple[csr_matrix, np.ndarray]:
     """Reversed graph plus one virtual source node per snapped facility.
 
@@ -238,8 +244,8 @@ def _reverse_graph_with_sources(net: CompiledNetwork, fac: pd.DataFrame) -> tupl
     frac = fac["frac"].to_numpy()
     acc = fac["access_s"].to_numpy()
     # reach the facility from a by moving a->b: frac * tt_ab ; from b by moving b->a: (1-frac) * tt_ba
-    w_a = acc + frac * net.seg_tt_ab[seg]
-    w_b = acc + (1.0 - frac) * net.seg_tt_ba[seg]
+    w_a = acc + _partial(frac, net.seg_tt_ab[seg])
+    w_b = acc + _partial(1.0 - frac, net.seg_tt_ba[seg])
     rows = np.concatenate([fwd.col, virt, virt])
     cols = np.concatenate([fwd.row, net.seg_a[seg], net.seg_b[seg]])
     w = np.concatenate([fwd.data, w_a, w_b])
@@ -258,8 +264,8 @@ def _origin_times_from_node_times(
     seg = org["segment"].to_numpy()
     frac = org["frac"].to_numpy()
     a, b = net.seg_a[seg], net.seg_b[seg]
-    via_b = (1.0 - frac) * net.seg_tt_ab[seg] + node_t[..., b]
-    via_a = frac * net.seg_tt_ba[seg] + node_t[..., a]
+    via_b = _partial(1.0 - frac, net.seg_tt_ab[seg]) + node_t[..., b]
+    via_a = _partial(frac, net.seg_tt_ba[seg]) + node_t[..., a]
     use_b = via_b <= via_a
     t = np.where(use_b, via_b, via_a) + org["access_s"].to_numpy()
     node = np.where(use_b, b, a)
@@ -277,7 +283,7 @@ def _same_segment_times(net: CompiledNetwork, org: pd.DataFrame, fac: pd.DataFra
         return pd.DataFrame({"origin_pos": [], "fac_pos": [], "t": []})
     seg = m["segment"].to_numpy()
     d = m["frac_f"].to_numpy() - m["frac_o"].to_numpy()
-    along = np.where(d >= 0, d * net.seg_tt_ab[seg], -d * net.seg_tt_ba[seg])
+    along = np.where(d >= 0, _partial(np.maximum(d, 0), net.seg_tt_ab[seg]), _partial(np.maximum(-d, 0), net.seg_tt_ba[seg]))
     m["t"] = m["access_s_o"].to_numpy() + along + m["access_s_f"].to_numpy()
     return m[["origin_pos", "fac_pos", "t"]]
 
@@ -398,8 +404,12 @@ def od_travel_times(
     >>> pts = gpd.GeoSeries.from_xy([114.510, 114.520], [30.485, 30.486], crs=4326)
     >>> s = snap_points(net, pts)
     >>> od = od_travel_times(net, s, s)
-    >>> len(od), float(od["travel_time_s"].min())
-    (4, 0.0)
+    >>> len(od)
+    4
+    >>> # a point to itself: its walk to the road and back
+    >>> same = od[od["origin_id"] == od["destination_id"]]
+    >>> bool(np.allclose(same["travel_time_s"], 2 * s["access_s"]))
+    True
     """
     org = origins[origins["snapped"]]
     dst = destinations[destinations["snapped"]]

@@ -1,0 +1,34 @@
+# Two commands for a fresh machine:  `make run`  and  `make test`.
+# Both create the virtual environment .venv/ and install planner into it first.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+OUT    := outputs/wuhan
+WUHAN  := geodata/wuhan
+WUHAN_ARGS := --network $(WUHAN)/roads.gpkg --institutions $(WUHAN)/institutions.geojson \
+	--population $(WUHAN)/population_age20plus_100m.tif --boundaries $(WUHAN)/districts.gpkg \
+	--population-label "persons aged 20+ (WorldPop; ages 0-19 not included)"
+
+.PHONY: run test install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: the default job, 15-minute walk and e-bike coverage of central Wuhan into outputs/wuhan/
+run: $(STAMP)
+	$(BIN)/planner coverage $(WUHAN_ARGS) --mode walk --title "武汉中心城区 15分钟医疗服务圈 (步行 walk)" --out $(OUT)/walk
+	$(BIN)/planner coverage $(WUHAN_ARGS) --mode ebike --title "武汉中心城区 15分钟医疗服务圈 (电动自行车 e-bike)" --out $(OUT)/ebike
+
+## test: the offline test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) outputs/wuhan

@@ -1,0 +1,92 @@
+"""The csgraph engine against networkx Dijkstra on a real OSM extract, and exact toy cases."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pytest
+
+from planner import network, travel_time
+
+from .conftest import toy_cells, toy_points
+
+
+def _node_points(G, net, nodes):
+    pts = gpd.GeoSeries.from_xy([G.nodes[n]["x"] for n in nodes], [G.nodes[n]["y"] for n in nodes], crs=net.crs)
+    pts.index = pd.Index([str(n) for n in nodes])
+    return pts
+
+
+def _on_own_node(net, snapped, nodes):
+    """Keep points that snapped onto a segment ending at their own node (not a crossing road)."""
+    idx = {n: i for i, n in enumerate(net.node_ids)}
+    seg = snapped["segment"].to_numpy()
+    own = np.array([idx[n] for n in nodes])
+    at_a = (net.seg_a[seg] == own) & np.isclose(snapped["frac"], 0.0)
+    at_b = (net.seg_b[seg] == own) & np.isclose(snapped["frac"], 1.0)
+    return snapped[(at_a | at_b) & (snapped["snap_m"].to_numpy() < 1e-6)]
+
+
+@pytest.mark.parametrize("fixture", ["guanggu_walk", "guanggu_drive"])
+def test_od_times_equal_networkx_dijkstra(request, fixture):
+    G, net = request.getfixturevalue(fixture)
+    rng = np.random.default_rng(42)
+    nodes = list(G.nodes)
+    origins = [nodes[i] for i in rng.choice(len(nodes), 80, replace=False)]
+    dests = [nodes[i] for i in rng.choice(len(nodes), 12, replace=False)]
+    so = _on_own_node(net, travel_time.snap_points(net, _node_points(G, net, origins)), origins)
+    sd = _on_own_node(net, travel_time.snap_points(net, _node_points(G, net, dests)), dests)
+    assert len(so) > 60 and len(sd) > 8
+    od = travel_time.od_travel_times(net, so, sd)
+    got = od.set_index(["origin_id", "destination_id"])["travel_time_s"]
+    Grev = G.reverse(copy=False)
+    n_checked = 0
+    for d in sd.index:
+        expected = nx.single_source_dijkstra_path_length(Grev, int(d), weight="travel_time")
+        for o in so.index:
+            if int(o) in expected:
+                assert got[(o, d)] == pytest.approx(expected[int(o)], abs=0.01)
+                n_checked += 1
+            else:  # unreachable in networkx => no row in the long table
+                assert (o, d) not in got.index
+    assert n_checked > 500
+
+
+def test_nearest_equals_minimum_of_od_table(guanggu_drive):
+    G, net = guanggu_drive
+    xmin, ymin, xmax, ymax = net.node_xy[:, 0].min(), net.node_xy[:, 1].min(), net.node_xy[:, 0].max(), net.node_xy[:, 1].max()
+    rng = np.random.default_rng(7)
+    o = gpd.GeoSeries.from_xy(rng.uniform(xmin, xmax, 300), rng.uniform(ymin, ymax, 300), crs=net.crs)
+    f = gpd.GeoSeries.from_xy(rng.uniform(xmin, xmax, 15), rng.uniform(ymin, ymax, 15), crs=net.crs)
+    f.index = [f"f{i}" for i in range(15)]
+    so, sf = travel_time.snap_points(net, o, max_snap_m=2000), travel_time.snap_points(net, f, max_snap_m=2000)
+    near = travel_time.nearest_facility_times(net, so, sf)
+    od = travel_time.od_travel_times(net, so, sf)
+    best = od.loc[od.groupby("origin_id")["travel_time_s"].idxmin()].set_index("origin_id")
+    reached = near["travel_time_s"].notna()
+    assert reached.sum() > 250
+    np.testing.assert_allclose(near.loc[reached, "travel_time_s"], best.loc[near.index[reached], "travel_time_s"], rtol=1e-9)
+    assert (near.loc[reached, "facility_id"] == best.loc[near.index[reached], "destination_id"]).all()
+
+
+def test_toy_times_exact(toy_roads, one_mps):
+    G = network.load_network(toy_roads, mode="walk")
+    net = travel_time.compile_network(G)
+    fac = toy_points([(100, 20), (980, -30)], ["F1", "F2"])
+    cells = toy_cells([(300, 50), (530, 400), (700, 600), (2000, 2000), (900, 100)], [100, 200, 300, 50, 400])
+    sc, sf = travel_time.snap_points(net, cells), travel_time.snap_points(net, fac)
+    assert sc["snapped"].tolist() == [True, True, True, False, True]
+    np.testing.assert_allclose(sc["snap_m"].to_numpy()[[0, 1, 2, 4]], [50, 30, 200, 100], atol=0.01)
+    od = travel_time.od_travel_times(net, sc, sf).set_index(["origin_id", "destination_id"])["travel_time_s"]
+    expected = {(0, "F1"): 270, (0, "F2"): 760, (1, "F1"): 850, (1, "F2"): 940,
+                (2, "F1"): 1220, (2, "F2"): 1310, (4, "F1"): 920, (4, "F2"): 210}
+    for key, seconds in expected.items():
+        assert od[key] == pytest.approx(seconds, abs=0.05)
+    assert len(od) == len(expected)  # the unsnapped cell has no row
+    near = travel_time.nearest_facility_times(net, sc, sf)
+    assert near["facility_id"].tolist() == ["F1", "F1", "F1", None, "F2"]
+    np.testing.assert_allclose(near["travel_time_s"].to_numpy(), [270, 850, 1220, np.nan, 210], atol=0.05)
+    limited = travel_time.od_travel_times(net, sc, sf, max_minutes=5)
+    assert sorted(zip(limited["origin_id"], limited["destination_id"])) == [(0, "F1"), (4, "F2")]
