@@ -8,7 +8,8 @@ returns a :class:`CoverageRun` holding every intermediate result, and
 * ``cells.gpkg`` - every demand cell with its travel times and status;
 * ``institutions.gpkg`` - institutions with tier, tier source and snap status;
 * ``isochrones.gpkg`` - per institution and threshold;
-* ``map.html`` - the interactive map.
+* ``map.html`` - the interactive map;
+* ``map.png`` - a static map for reports.
 """
 
 from __future__ import annotations
@@ -173,7 +174,9 @@ def run_coverage(
 
     snap_f = snap_points(net, inst, max_snap_m=max_snap)
     inst["snap_m"] = snap_f["snap_m"].round(1)
-    inst["snap_status"] = np.where(snap_f["snapped"], "snapped", "unsnapped")
+    shapely.prepare(area)
+    inside = shapely.contains_xy(area, inst["lon"].to_numpy(), inst["lat"].to_numpy())
+    inst["snap_status"] = np.where(snap_f["snapped"], "snapped", np.where(inside, "unsnapped", "outside_study_area"))
     if not snap_f["snapped"].any():
         msg = (f"{institutions}: none of the {len(inst)} institutions lies within {max_snap:.0f} m of the road network "
                f"(nearest is {snap_f['snap_m'].min():.0f} m away); fix: check the coordinates' datum (--coords gcj02 or bd09) "
@@ -199,6 +202,11 @@ def run_coverage(
         dist_gdf = districts.join(by, on="name") if len(by) else districts
         dist_gdf = dist_gdf[dist_gdf["name"].isin(by.index)] if len(by) else dist_gdf
 
+    n_out = int((inst["snap_status"] == "outside_study_area").sum())
+    summary["institutions"]["outside_study_area"] = n_out
+    summary["institutions"]["unsnapped_inside_study_area"] = summary["institutions"]["unsnapped"] - n_out
+    for row in summary["institutions"]["unsnapped_list"]:
+        row["status"] = inst.at[row["facility_id"], "snap_status"]
     area_km2 = float(gpd.GeoSeries([area], crs="EPSG:4326").to_crs(net.crs).area.iloc[0] / 1e6)
     summary = {
         "planner_version": __version__,
@@ -249,12 +257,13 @@ def write_coverage_outputs(run: CoverageRun, out: str | os.PathLike[str], *, tit
     out
         The output folder.
     """
-    from .maps import render_coverage_map
+    from .maps import render_coverage_map, render_static_map
 
     with output_dir(out) as tmp:
         _write_layers(run, tmp)
         m = render_coverage_map(run, title=title)
         m.save(str(tmp / "map.html"))
+        render_static_map(run, str(tmp / "map.png"), title=title)
         write_json(run.summary, tmp / "summary.json")
     return Path(out)
 

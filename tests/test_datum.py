@@ -26,8 +26,9 @@ from planner.datum import (
     wgs84_to_gcj02,
 )
 
-ct = pytest.importorskip("coordTransform")
-cc = pytest.importorskip("coord_convert.transform")
+# independent implementations from PyPI (test dependencies), imported plainly so a missing one fails
+import coord_convert.transform as cc  # noqa: E402
+import coordTransform as ct  # noqa: E402
 
 GEOD = Geod(ellps="WGS84")
 
