@@ -140,7 +140,7 @@ def check_numeric(df: pd.DataFrame, column: str, *, file: object, what: str) -> 
     bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raw = df[column].iloc[i]
+        raw = " ".join(str(df[column].iloc[i]).split())  # keep the message on one line
         msg = (f"{file}: row {i + 1}, column '{column}' ({what}): '{raw}' is not a number"
                f" ({int(bad.sum())} bad rows in all); fix: enter decimal degrees/numbers, e.g. 114.3055")
         raise InvalidValueError(msg)

@@ -7,9 +7,11 @@ output folder then.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import traceback
+from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -43,14 +45,22 @@ class Coords(str, Enum):
     bd09 = "bd09"
 
 
-def _setup_logging(quiet: bool) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(quiet: bool) -> Iterator[None]:
+    """Send planner's log to stderr for one command, and undo it afterwards (notebooks, CliRunner)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     root = logging.getLogger("planner")
+    saved = (root.handlers[:], root.level, root.propagate)
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
     root.propagate = False
     logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        root.handlers[:], root.level, root.propagate = saved
 
 
 def _fail(exc: BaseException, out: Path | None) -> None:
@@ -99,19 +109,19 @@ def coverage(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Test the 15-minute medical service circle: who reaches an institution within each threshold."""
-    _setup_logging(quiet)
     from .io import write_error_log
     from .pipeline import run_coverage, write_coverage_outputs
 
     try:
-        run = run_coverage(
-            network, institutions, population,
-            boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
-            minutes=tuple(minutes) if minutes else None, coords=coords.value,
-            max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
-            with_isochrones=isochrones, progress=not quiet,
-        )
-        write_coverage_outputs(run, out, title=title)
+        with _logging_to_stderr(quiet):
+            run = run_coverage(
+                network, institutions, population,
+                boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
+                minutes=tuple(minutes) if minutes else None, coords=coords.value,
+                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
+                with_isochrones=isochrones, progress=not quiet,
+            )
+            write_coverage_outputs(run, out, title=title)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         if isinstance(exc, PlannerError):
             write_error_log(out, exc)
@@ -122,7 +132,11 @@ def coverage(
         f"{s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
         f"({s['population_covered']:,.0f} of {s['population_total']:,.0f} {s['population_unit']}); "
         f"unreachable cells {s['cells']['unreachable']}, unsnapped institutions {s['institutions']['unsnapped']}"
+        f" ({s['institutions']['outside_study_area']} outside the network's extent)"
     )
+    if s["study_area"]["population_outside_study_area"] > 0:
+        typer.echo(f"  not analysed: {s['study_area']['population_outside_study_area']:,.0f} of the input's "
+                   f"{s['study_area']['population_input_total']:,.0f} live outside the road network's extent")
     for row in s["thresholds"]:
         typer.echo(f"  within {row['minutes']:g} min: {row['coverage_pct']:.1f}%")
     typer.echo(f"wrote {out}/summary.json, cells.gpkg, isochrones.gpkg, map.html")

@@ -63,6 +63,8 @@ def load_population(
     -------
     cells
         Index ``cell_id``; columns ``population`` and ``geometry`` (EPSG:4326).
+        ``cells.attrs["population_input_total"]`` holds the population of the
+        whole input, inside the study area or not.
 
     Raises
     ------
@@ -76,7 +78,7 @@ def load_population(
     >>> box = shapely.box(114.30, 30.55, 114.32, 30.57)
     >>> cells = load_population(datasets.get_path("wuhan_population"), study_area=box)
     >>> round(float(cells["population"].sum()))
-    23069
+    51316
     """
     p = check_input(path, what="population", suffixes=RASTER_SUFFIXES + TABLE_SUFFIXES + VECTOR_SUFFIXES)
     if cell_size_m is not None and not (1 <= cell_size_m <= 10_000):
@@ -88,6 +90,8 @@ def load_population(
         cells = _cells_from_table(p, study_area=study_area, cell_size_m=cell_size_m,
                                   population_column=population_column, coords=coords)
     cells.index = pd.RangeIndex(len(cells), name="cell_id")
+    cells.attrs["population_input_total"] = input_total(p) if suffix_of(p) in RASTER_SUFFIXES else cells.attrs.get(
+        "population_input_total", float(cells["population"].sum()))
     if len(cells) == 0:
         msg = f"{p}: no populated cells inside the study area (the road network's extent); fix: check that the population and network files cover the same place"
         raise InvalidValueError(msg)
@@ -95,9 +99,54 @@ def load_population(
     return cells
 
 
+def input_total(path: str | os.PathLike[str]) -> float:
+    """Sum every valid pixel of a population raster, block by block.
+
+    Parameters
+    ----------
+    path
+        Population GeoTIFF.
+
+    Returns
+    -------
+    total
+        Persons in the whole raster (nodata, negative and non-finite ignored).
+    """
+    import rasterio
+
+    total = 0.0
+    with rasterio.open(path) as src:
+        for _, win in src.block_windows(1):
+            block = src.read(1, window=win, masked=True).astype("float64").filled(0.0)
+            total += float(block[np.isfinite(block) & (block > 0)].sum())
+    return total
+
+
+def _pixel_window(src: rasterio.io.DatasetReader, bounds: tuple[float, float, float, float]) -> rasterio.windows.Window:  # noqa: F821
+    """Window of every pixel that touches `bounds`, clipped to the raster.
+
+    ``from_bounds`` gives fractional offsets; rounding them (as
+    ``round_offsets().round_lengths()`` does) can drop the last row and
+    column of pixels whose centres lie inside `bounds`. Taking the floor of
+    the start and the ceiling of the end keeps them all.
+    """
+    import math
+
+    from rasterio.windows import Window, from_bounds
+
+    w = from_bounds(*bounds, transform=src.transform)
+    col0, row0 = math.floor(w.col_off), math.floor(w.row_off)
+    col1, row1 = math.ceil(w.col_off + w.width), math.ceil(w.row_off + w.height)
+    full = Window(0, 0, src.width, src.height)
+    win = Window(col0, row0, max(col1 - col0, 0), max(row1 - row0, 0))
+    try:
+        return win.intersection(full)
+    except Exception:  # noqa: BLE001 - rasterio raises WindowError when they do not overlap
+        return Window(0, 0, 0, 0)
+
+
 def _cells_from_raster(path: Path, *, study_area: BaseGeometry | None, cell_size_m: float | None) -> gpd.GeoDataFrame:
     import rasterio
-    from rasterio.windows import from_bounds
 
     try:
         src = rasterio.open(path)
@@ -112,22 +161,33 @@ def _cells_from_raster(path: Path, *, study_area: BaseGeometry | None, cell_size
         if area is not None and not src.crs.to_epsg() == 4326:
             area = gpd.GeoSeries([study_area], crs="EPSG:4326").to_crs(src.crs).iloc[0]
         if area is not None:
-            win = from_bounds(*area.bounds, transform=src.transform).round_offsets().round_lengths()
-            win = win.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+            win = _pixel_window(src, area.bounds)
         else:
             win = rasterio.windows.Window(0, 0, src.width, src.height)
-        data = src.read(1, window=win, masked=True).astype("float64").filled(np.nan)
+        if win.width == 0 or win.height == 0:
+            data = np.zeros((0, 0))
+        else:
+            data = src.read(1, window=win, masked=True).astype("float64").filled(np.nan)
         transform = src.window_transform(win)
         crs = src.crs
         res_x = abs(transform.a)
     data[~np.isfinite(data) | (data < 0)] = 0.0
+    if area is not None and data.size:
+        # keep the pixels whose centre lies inside the study area, before any aggregation,
+        # so that the total does not depend on the cell size
+        rr, cc = np.mgrid[0:data.shape[0], 0:data.shape[1]]
+        cx, cy = transform * (cc + 0.5, rr + 0.5)
+        shapely.prepare(area)
+        data[~shapely.contains_xy(area, cx, cy)] = 0.0
     k = 1
     if cell_size_m is not None:
         px_m = res_x * 111_320 * np.cos(np.radians(transform.f)) if crs.is_geographic else res_x
         k = max(1, round(cell_size_m / px_m))
     if k > 1:
-        h, w = (data.shape[0] // k) * k, (data.shape[1] // k) * k
-        data = data[:h, :w].reshape(h // k, k, w // k, k).sum(axis=(1, 3))
+        # pad with zeros to whole blocks: truncating would drop the last rows and columns
+        h, w = -(-data.shape[0] // k) * k, -(-data.shape[1] // k) * k
+        data = np.pad(data, ((0, h - data.shape[0]), (0, w - data.shape[1])))
+        data = data.reshape(h // k, k, w // k, k).sum(axis=(1, 3))
         transform = transform * transform.scale(k, k)
     rows, cols = np.nonzero(data > 0)
     pop = data[rows, cols]
@@ -137,7 +197,7 @@ def _cells_from_raster(path: Path, *, study_area: BaseGeometry | None, cell_size
     cells = gpd.GeoDataFrame({"population": pop}, geometry=geoms, crs=crs)
     if not crs.to_epsg() == 4326:
         cells = cells.to_crs("EPSG:4326")
-    return _clip(cells, study_area)
+    return cells.reset_index(drop=True)
 
 
 def _cells_from_table(path: Path, *, study_area: BaseGeometry | None, cell_size_m: float | None,
@@ -174,18 +234,25 @@ def _cells_from_table(path: Path, *, study_area: BaseGeometry | None, cell_size_
     ij = np.floor(xy / size).astype(np.int64)
     grid = pd.DataFrame({"i": ij[:, 0], "j": ij[:, 1], "population": pop}).groupby(["i", "j"], as_index=False)["population"].sum()
     grid = grid[grid["population"] > 0]
-    geoms = shapely.box(grid["i"] * size, grid["j"] * size, (grid["i"] + 1) * size, (grid["j"] + 1) * size)
+    # plain arrays: shapely ufuncs on Series return Series, whose index (with gaps where
+    # empty cells were dropped) would then misalign geometries and populations
+    gi, gj = grid["i"].to_numpy(), grid["j"].to_numpy()
+    geoms = shapely.box(gi * size, gj * size, (gi + 1) * size, (gj + 1) * size)
     cells = gpd.GeoDataFrame({"population": grid["population"].to_numpy()}, geometry=geoms, crs=utm).to_crs("EPSG:4326")
     return _clip(cells, study_area)
 
 
 def _clip(cells: gpd.GeoDataFrame, study_area: BaseGeometry | None) -> gpd.GeoDataFrame:
+    total = float(cells["population"].sum())
     if study_area is None:
-        return cells.reset_index(drop=True)
-    centres = shapely.centroid(cells.geometry.to_numpy())
-    shapely.prepare(study_area)
-    inside = shapely.contains_xy(study_area, shapely.get_x(centres), shapely.get_y(centres))
-    return cells[inside].reset_index(drop=True)
+        out = cells.reset_index(drop=True)
+    else:
+        centres = shapely.centroid(cells.geometry.to_numpy())
+        shapely.prepare(study_area)
+        inside = shapely.contains_xy(study_area, shapely.get_x(centres), shapely.get_y(centres))
+        out = cells[inside].reset_index(drop=True)
+    out.attrs["population_input_total"] = total
+    return out
 
 
 def population_by_zone(path: str | os.PathLike[str], zones: gpd.GeoDataFrame, *, name_column: str = "name") -> pd.Series:
@@ -210,8 +277,7 @@ def population_by_zone(path: str | os.PathLike[str], zones: gpd.GeoDataFrame, *,
 
     with rasterio.open(path) as src:
         z = zones.to_crs(src.crs)
-        win = rasterio.windows.from_bounds(*z.total_bounds, transform=src.transform).round_offsets().round_lengths()
-        win = win.intersection(rasterio.windows.Window(0, 0, src.width, src.height))
+        win = _pixel_window(src, tuple(z.total_bounds))
         data = src.read(1, window=win, masked=True).astype("float64").filled(0.0)
         transform = src.window_transform(win)
     data[~np.isfinite(data) | (data < 0)] = 0.0

@@ -255,6 +255,19 @@ def read_osm_pois(path: Path, *, keep: Any) -> pd.DataFrame:
     pois
         Columns ``osm_type, osm_id, lon, lat`` plus every tag.
     """
+    try:
+        rows, skipped_relations = _collect_osm_pois(path, keep=keep)
+    except RuntimeError as exc:  # pyosmium reports unreadable XML/PBF as RuntimeError
+        msg = f"{path}: cannot read this OSM file ({exc}); fix: check it is a valid .osm or .osm.pbf extract"
+        raise InputFileError(msg.replace("\n", " ")) from None
+    if skipped_relations:
+        logger.warning("%s: %d matching OSM relations were not placed (only nodes and ways are read)",
+                       path, skipped_relations)
+    return pd.DataFrame(rows)
+
+
+def _collect_osm_pois(path: Path, *, keep: Any) -> tuple[list[dict[str, Any]], int]:
+    """Collect the matching nodes and ways of an OSM file, and count matching relations."""
     import osmium
 
     rows: list[dict[str, Any]] = []
@@ -280,10 +293,7 @@ def read_osm_pois(path: Path, *, keep: Any) -> pd.DataFrame:
             skipped_relations += 1
             continue
         rows.append({"osm_type": kind, "osm_id": obj.id, "lon": lon, "lat": lat, **tags})
-    if skipped_relations:
-        logger.warning("%s: %d matching OSM relations were not placed (only nodes and ways are read)",
-                       path, skipped_relations)
-    return pd.DataFrame(rows)
+    return rows, skipped_relations
 
 
 @contextlib.contextmanager

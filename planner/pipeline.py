@@ -33,7 +33,17 @@ from ._validate import check_minutes, check_mode, find_column
 from .coverage import assign_districts, compute_study_area, coverage_by_cell, coverage_summary
 from .demand import load_population, population_by_zone
 from .institutions import load_institutions
-from .io import RASTER_SUFFIXES, output_dir, read_vector, suffix_of, write_json
+from .io import (
+    OSM_SUFFIXES,
+    RASTER_SUFFIXES,
+    TABLE_SUFFIXES,
+    VECTOR_SUFFIXES,
+    check_input,
+    output_dir,
+    read_vector,
+    suffix_of,
+    write_json,
+)
 from .isochrones import compute_isochrones
 from .network import load_network, network_stats
 from .travel_time import CompiledNetwork, compile_network, snap_points
@@ -162,12 +172,23 @@ def run_coverage(
         msg = f"snap distance {max_snap} m is outside 0-5,000 m; fix: e.g. --max-snap-m 500"
         raise InvalidValueError(msg)
 
+    # check every path first, so a typo does not cost a network build before it is reported
+    check_input(network, what="road network", suffixes=OSM_SUFFIXES + VECTOR_SUFFIXES)
+    check_input(institutions, what="institutions", suffixes=TABLE_SUFFIXES + VECTOR_SUFFIXES + OSM_SUFFIXES)
+    check_input(population, what="population", suffixes=RASTER_SUFFIXES + TABLE_SUFFIXES + VECTOR_SUFFIXES)
+    if boundaries is not None:
+        check_input(boundaries, what="boundaries", suffixes=VECTOR_SUFFIXES)
+    if cell_size_m is not None and not (1 <= cell_size_m <= 10_000):
+        msg = f"cell size {cell_size_m} m is outside 1-10,000 m; fix: e.g. --cell-size 250"
+        raise InvalidValueError(msg)
+
     inst = load_institutions(institutions, coords=coords)
     districts = load_boundaries(boundaries) if boundaries is not None else None
     G = load_network(network, mode=mode, speed_kph=speed_kph)
     net = compile_network(G)
     area = compute_study_area(net, boundaries=districts, buffer_m=max_snap)
     cells = load_population(population, study_area=area, cell_size_m=cell_size_m, coords=coords)
+    input_total = float(cells.attrs.get("population_input_total", cells["population"].sum()))
     if districts is not None:
         cells["district"] = assign_districts(cells, districts)
         inst["district"] = assign_districts(inst, districts)
@@ -221,6 +242,8 @@ def run_coverage(
             "definition": f"convex hull of the road network buffered by {max_snap:.0f} m"
             + (", within the boundaries" if districts is not None else ""),
             "area_km2": round(area_km2, 2),
+            "population_input_total": round(input_total, 1),
+            "population_outside_study_area": round(max(input_total - summary["population_total"], 0.0), 1),
         },
         "network": network_stats(G),
         "inputs": {"network": str(network), "institutions": str(institutions), "population": str(population),
