@@ -139,7 +139,7 @@ def coverage(
                    f"{s['study_area']['population_input_total']:,.0f} live outside the road network's extent")
     for row in s["thresholds"]:
         typer.echo(f"  within {row['minutes']:g} min: {row['coverage_pct']:.1f}%")
-    typer.echo(f"wrote {out}/summary.json, cells.gpkg, isochrones.gpkg, map.html")
+    typer.echo(f"wrote {out}/summary.json, cells.gpkg, institutions.gpkg, isochrones.gpkg, map.html, map.png")
 
 
 def main() -> None:
