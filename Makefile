@@ -11,7 +11,7 @@ WUHAN_ARGS := --network $(WUHAN)/roads.gpkg --institutions $(WUHAN)/institutions
 	--population $(WUHAN)/population_age20plus_100m.tif --boundaries $(WUHAN)/districts.gpkg \
 	--population-label "persons aged 20+ (WorldPop; ages 0-19 not included)"
 
-.PHONY: run test install clean
+.PHONY: run test bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: $(STAMP)
 ## test: the offline test suite
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## bench: side-by-side benchmarks against OSMnx, networkx, pandana and spopt -> benchmarks/results/
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) outputs/wuhan

@@ -111,41 +111,97 @@ def compile_network(G: nx.MultiDiGraph) -> CompiledNetwork:
     nodes = list(G.nodes)
     index = {nd: i for i, nd in enumerate(nodes)}
     node_xy = np.array([[G.nodes[nd]["x"], G.nodes[nd]["y"]] for nd in nodes], dtype=float)
-    rows = []
-    for u, v, d in G.edges(data=True):
-        geom = d.get("geometry")
-        if geom is None:
-            geom = shapely.LineString([node_xy[index[u]], node_xy[index[v]]])
-        rows.append((index[u], index[v], max(float(d["travel_time"]), _MIN_EDGE_S), float(d["length"]), geom))
-    e = pd.DataFrame(rows, columns=["u", "v", "tt", "length", "geometry"])
-    n = len(nodes)
-    best = e.groupby(["u", "v"], as_index=False)["tt"].min()
+    m = G.number_of_edges()
+    u = np.empty(m, dtype=np.int64)
+    v = np.empty(m, dtype=np.int64)
+    tt = np.empty(m)
+    length = np.empty(m)
+    geoms = np.empty(m, dtype=object)
+    for i, (a, b, d) in enumerate(G.edges(data=True)):
+        u[i], v[i], tt[i], length[i], geoms[i] = index[a], index[b], d["travel_time"], d["length"], d.get("geometry")
+    return compile_edges(np.array(nodes, dtype=object), node_xy, u, v, tt, length, geometry=geoms,
+                         crs=G.graph["crs"], mode=str(G.graph.get("mode", "walk")))
+
+
+def compile_edges(
+    node_ids: np.ndarray,
+    node_xy: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    travel_time_s: np.ndarray,
+    length_m: np.ndarray,
+    *,
+    geometry: np.ndarray | None = None,
+    crs: Any,
+    mode: str = "walk",
+) -> CompiledNetwork:
+    """Compile a network given as arrays of directed edges (no networkx graph needed).
+
+    This is how very large networks (a million nodes) are routed without
+    building a networkx graph first.
+
+    Parameters
+    ----------
+    node_ids
+        Label of each node.
+    node_xy
+        Node coordinates in a metric CRS, shape (n, 2).
+    u, v
+        Matrix indices (0..n-1) of each directed edge's start and end.
+    travel_time_s
+        Edge travel times in seconds.
+    length_m
+        Edge lengths in metres (used to tell parallel roads apart).
+    geometry
+        Edge LineStrings from u to v (metric CRS); missing entries (None) and
+        ``geometry=None`` mean straight lines between the nodes.
+    crs
+        The metric CRS.
+    mode
+        Travel mode of the times.
+
+    Returns
+    -------
+    net
+        The compiled network.
+    """
+    n = len(node_ids)
+    u, v = np.asarray(u, dtype=np.int64), np.asarray(v, dtype=np.int64)
+    tt = np.maximum(np.asarray(travel_time_s, dtype=float), _MIN_EDGE_S)
+    e = pd.DataFrame({"u": u, "v": v, "tt": tt})
+    best = e.groupby(["u", "v"], as_index=False, sort=False)["tt"].min()
     csr = coo_matrix((best["tt"].to_numpy(), (best["u"].to_numpy(), best["v"].to_numpy())), shape=(n, n)).tocsr()
 
-    # undirected road segments for snapping: one per physical geometry
-    e["a"] = np.minimum(e["u"], e["v"])
-    e["b"] = np.maximum(e["u"], e["v"])
-    e["len_key"] = e["length"].round(1)
-    forward = e["u"] == e["a"]
-    e["tt_ab"] = np.where(forward, e["tt"], np.inf)
-    e["tt_ba"] = np.where(~forward, e["tt"], np.inf)
+    # undirected road segments for snapping: one per physical geometry (ends + length to 0.1 m)
+    a, b = np.minimum(u, v), np.maximum(u, v)
+    forward = u == a
+    e = pd.DataFrame({"a": a, "b": b, "len_key": np.round(np.asarray(length_m, dtype=float) * 10).astype(np.int64),
+                      "tt_ab": np.where(forward, tt, np.inf), "tt_ba": np.where(forward, np.inf, tt),
+                      "row": np.arange(len(u))})
+    seg = e.groupby(["a", "b", "len_key"], sort=False).agg(
+        tt_ab=("tt_ab", "min"), tt_ba=("tt_ba", "min"), row=("row", "first")).reset_index()
+    rows = seg["row"].to_numpy()
+    seg_a, seg_b = seg["a"].to_numpy(dtype=np.int64), seg["b"].to_numpy(dtype=np.int64)
+    if geometry is None:
+        seg_geom = np.empty(len(rows), dtype=object)
+    else:
+        seg_geom = np.asarray(geometry, dtype=object)[rows].copy()
+    missing = np.array([g is None for g in seg_geom], dtype=bool)
+    if missing.any():
+        pts = np.stack([node_xy[seg_a[missing]], node_xy[seg_b[missing]]], axis=1)
+        seg_geom[missing] = shapely.linestrings(pts)
     # orient every geometry from a to b
-    rev = ~forward.to_numpy()
-    geoms = e["geometry"].to_numpy().copy()
-    if rev.any():
-        geoms[rev] = shapely.reverse(geoms[rev])
-    e["geometry"] = geoms
-    g = e.groupby(["a", "b", "len_key"], sort=False)
-    seg = g.agg(tt_ab=("tt_ab", "min"), tt_ba=("tt_ba", "min"), geometry=("geometry", "first")).reset_index()
-    seg_geom = seg["geometry"].to_numpy()
+    flip = ~forward[rows] & ~missing
+    if flip.any():
+        seg_geom[flip] = shapely.reverse(seg_geom[flip])
     return CompiledNetwork(
-        crs=CRS.from_user_input(G.graph["crs"]),
-        mode=str(G.graph.get("mode", "walk")),
-        node_ids=np.array(nodes, dtype=object),
-        node_xy=node_xy,
+        crs=CRS.from_user_input(crs),
+        mode=mode,
+        node_ids=np.asarray(node_ids, dtype=object),
+        node_xy=np.asarray(node_xy, dtype=float),
         csr=csr,
-        seg_a=seg["a"].to_numpy(dtype=np.int64),
-        seg_b=seg["b"].to_numpy(dtype=np.int64),
+        seg_a=seg_a,
+        seg_b=seg_b,
         seg_tt_ab=seg["tt_ab"].to_numpy(dtype=float),
         seg_tt_ba=seg["tt_ba"].to_numpy(dtype=float),
         seg_geom=seg_geom,
@@ -209,10 +265,13 @@ def snap_points(
     seg = np.full(n, -1, dtype=np.int64)
     dist = np.full(n, np.nan)
     if n:
-        (pi, si), d = net.tree.query_nearest(geoms, return_distance=True, all_matches=False)
-        dist[pi] = d
-        near = d <= max_snap
-        seg[pi[near]] = si[near]
+        # a bounded search is much faster; only the points it misses get the unbounded one (for reporting)
+        (pi, si), d = net.tree.query_nearest(geoms, max_distance=max_snap, return_distance=True, all_matches=False)
+        seg[pi], dist[pi] = si, d
+        rest = np.flatnonzero(seg < 0)
+        if len(rest):
+            (pj, _), dj = net.tree.query_nearest(geoms[rest], return_distance=True, all_matches=False)
+            dist[rest[pj]] = dj
     ok = seg >= 0
     frac = np.full(n, np.nan)
     if ok.any():
@@ -237,7 +296,6 @@ def _reverse_graph_with_sources(net: CompiledNetwork, fac: pd.DataFrame) -> tupl
     the length of the fastest trip from i to that facility.
     """
     n = net.n_nodes
-    fwd = net.csr.tocoo()
     k = len(fac)
     virt = np.arange(n, n + k)
     seg = fac["segment"].to_numpy()
@@ -246,14 +304,22 @@ def _reverse_graph_with_sources(net: CompiledNetwork, fac: pd.DataFrame) -> tupl
     # reach the facility from a by moving a->b: frac * tt_ab ; from b by moving b->a: (1-frac) * tt_ba
     w_a = acc + _partial(frac, net.seg_tt_ab[seg])
     w_b = acc + _partial(1.0 - frac, net.seg_tt_ba[seg])
-    rows = np.concatenate([fwd.col, virt, virt])
-    cols = np.concatenate([fwd.row, net.seg_a[seg], net.seg_b[seg]])
-    w = np.concatenate([fwd.data, w_a, w_b])
+    rows = np.concatenate([np.arange(k), np.arange(k)])
+    cols = np.concatenate([net.seg_a[seg], net.seg_b[seg]])
+    w = np.concatenate([w_a, w_b])
     keep = np.isfinite(w)
     rows, cols, w = rows[keep], cols[keep], np.maximum(w[keep], _MIN_EDGE_S)
-    # duplicates (a facility on a loop segment) must take the minimum, not the sum
-    df = pd.DataFrame({"r": rows, "c": cols, "w": w}).groupby(["r", "c"], as_index=False)["w"].min()
-    R = coo_matrix((df["w"].to_numpy(), (df["r"].to_numpy(), df["c"].to_numpy())), shape=(n + k, n + k)).tocsr()
+    # duplicates (a facility on a loop segment, a == b) must take the minimum, not the sum
+    order = np.lexsort((w, cols, rows))
+    rows, cols, w = rows[order], cols[order], w[order]
+    first = np.ones(len(rows), dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+    V = coo_matrix((w[first], (rows[first], cols[first])), shape=(k, n)).tocsr()
+    # stack the reversed road graph (n x n) over the virtual rows (k x n) as one square CSR matrix
+    Rt = net.csr.T.tocsr()
+    indptr = np.concatenate([Rt.indptr, Rt.indptr[-1] + V.indptr[1:]])
+    R = csr_matrix((np.concatenate([Rt.data, V.data]), np.concatenate([Rt.indices, V.indices]), indptr),
+                   shape=(n + k, n + k))
     return R, virt
 
 

@@ -90,3 +90,23 @@ def test_toy_times_exact(toy_roads, one_mps):
     np.testing.assert_allclose(near["travel_time_s"].to_numpy(), [270, 850, 1220, np.nan, 210], atol=0.05)
     limited = travel_time.od_travel_times(net, sc, sf, max_minutes=5)
     assert sorted(zip(limited["origin_id"], limited["destination_id"])) == [(0, "F1"), (4, "F2")]
+
+
+def test_compile_edges_from_arrays_matches_graph(guanggu_drive):
+    """The array constructor (used for million-node networks) routes exactly like compile_network."""
+    G, net = guanggu_drive
+    nodes = list(G.nodes)
+    idx = {n: i for i, n in enumerate(nodes)}
+    u, v, tt, ln = zip(*[(idx[a], idx[b], d["travel_time"], d["length"]) for a, b, d in G.edges(data=True)])
+    net2 = travel_time.compile_edges(np.array(nodes, dtype=object), net.node_xy, np.array(u), np.array(v),
+                                     np.array(tt), np.array(ln), crs=net.crs, mode="drive")
+    assert (net2.csr != net.csr).nnz == 0
+    assert len(net2.seg_a) == len(net.seg_a)
+    rng = np.random.default_rng(5)
+    pts = gpd.GeoSeries.from_xy(*net.node_xy[rng.choice(net.n_nodes, 40, replace=False)].T, crs=net.crs)
+    fac = pts.iloc[:5].set_axis([f"f{i}" for i in range(5)])
+    a = travel_time.od_travel_times(net, travel_time.snap_points(net, pts), travel_time.snap_points(net, fac))
+    b = travel_time.od_travel_times(net2, travel_time.snap_points(net2, pts), travel_time.snap_points(net2, fac))
+    key = ["origin_id", "destination_id"]
+    pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True),
+                                  check_exact=False, atol=1e-6)

@@ -1,0 +1,258 @@
+"""Benchmark cases. Each function runs in a fresh process (see _common.run_isolated), loads its
+inputs untimed, then times the work and measures the peak memory it adds.
+
+Work compared ("coverage"): the travel time from every demand cell to its nearest institution,
+for walking, on the same graph. Peers route between graph nodes, so for them every cell and every
+institution is moved to its nearest node (osmnx.distance.nearest_nodes / pandana get_node_ids);
+planner snaps onto road segments, which is more work. "isochrones": one 15-minute polygon per
+institution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from _common import Meter
+
+MAX_S = 15 * 60.0
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def wuhan_inputs() -> dict[str, Any]:
+    from planner import coverage, datasets, institutions, network, travel_time
+    from planner.demand import load_population
+
+    G = network.load_network(datasets.get_path("wuhan_roads"), mode="walk")
+    net = travel_time.compile_network(G)
+    inst = institutions.load_institutions(datasets.get_path("wuhan_institutions"))
+    area = coverage.compute_study_area(net)
+    cells = load_population(datasets.get_path("wuhan_population"), study_area=area)
+    snapped = travel_time.snap_points(net, inst)
+    inst = inst[snapped["snapped"].to_numpy()]
+    cell_pts = cells.to_crs(net.crs).centroid
+    inst_pts = inst.to_crs(net.crs).geometry
+    return {"G": G, "net": net, "cells": cells, "inst": inst,
+            "cell_xy": np.c_[cell_pts.x, cell_pts.y], "inst_xy": np.c_[inst_pts.x, inst_pts.y]}
+
+
+def synthetic_edges(n_side: int, seed: int = 0) -> dict[str, Any]:
+    """A road-like graph: an n_side x n_side grid, 100 m apart with jitter, 8 % of links removed."""
+    rng = np.random.default_rng(seed)
+    n = n_side * n_side
+    ii, jj = np.divmod(np.arange(n), n_side)
+    xy = np.c_[jj * 100.0 + rng.uniform(-20, 20, n), ii * 100.0 + rng.uniform(-20, 20, n)] + [500_000.0, 3_300_000.0]
+    right = np.flatnonzero(jj < n_side - 1)
+    up = np.flatnonzero(ii < n_side - 1)
+    a = np.r_[right, up]
+    b = np.r_[right + 1, up + n_side]
+    keep = rng.random(len(a)) > 0.08
+    a, b = a[keep], b[keep]
+    length = np.hypot(*(xy[a] - xy[b]).T)
+    walk_mps = 4.0 / 3.6
+    u, v = np.r_[a, b], np.r_[b, a]
+    tt = np.r_[length, length] / walk_mps
+    return {"xy": xy, "u": u, "v": v, "tt": tt, "length": np.r_[length, length]}
+
+
+# ----------------------------------------------------------------------------- planner
+
+
+def planner_coverage_wuhan() -> dict[str, Any]:
+    import geopandas as gpd
+
+    from planner import travel_time
+
+    d = wuhan_inputs()
+    with Meter() as m:
+        net = travel_time.compile_network(d["G"])
+        sc = travel_time.snap_points(net, d["cells"])
+        sf = travel_time.snap_points(net, d["inst"])
+        near = travel_time.nearest_facility_times(net, sc, sf)
+    # node-level times for the cross-check (institutions exactly at their nearest node)
+    node_inst = gpd.GeoSeries.from_xy(*net.node_xy[_nearest_node(net.node_xy, d["inst_xy"])].T, crs=net.crs)
+    sn = travel_time.snap_points(net, node_inst)
+    R, virt = travel_time._reverse_graph_with_sources(net, sn)
+    from scipy.sparse.csgraph import dijkstra
+
+    node_t = dijkstra(R, indices=virt, min_only=True)[: net.n_nodes]
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "cells": len(sc), "institutions": len(sf),
+            "reached": int((near["travel_time_s"] <= MAX_S).sum()), "node_times": node_t}
+
+
+def planner_isochrones_wuhan() -> dict[str, Any]:
+    from planner import isochrones, travel_time
+
+    d = wuhan_inputs()
+    net = d["net"]
+    sf = travel_time.snap_points(net, d["inst"])
+    with Meter() as m:
+        iso = isochrones.compute_isochrones(net, d["inst"], sf, minutes=(15,))
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "polygons": len(iso)}
+
+
+def _nearest_node(node_xy: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    return cKDTree(node_xy).query(pts)[1]
+
+
+# ----------------------------------------------------------------------------- peers on Wuhan
+
+
+def osmnx_recipe_wuhan() -> dict[str, Any]:
+    """OSMnx's documented isochrone recipe: ego_graph per institution, polygon = convex hull of
+    the reached nodes; coverage from per-institution Dijkstra with a cutoff (min over institutions)."""
+    import networkx as nx
+    import osmnx as ox
+    import shapely
+
+    d = wuhan_inputs()
+    G = d["G"]
+    with Meter() as m:
+        cell_nodes = ox.distance.nearest_nodes(G, d["cell_xy"][:, 0], d["cell_xy"][:, 1])
+        inst_nodes = ox.distance.nearest_nodes(G, d["inst_xy"][:, 0], d["inst_xy"][:, 1])
+        best: dict[Any, float] = {}
+        polys = []
+        Grev = G.reverse(copy=False)
+        for node in inst_nodes:
+            sub = nx.ego_graph(Grev, node, radius=MAX_S, distance="travel_time")
+            pts = shapely.multipoints([(sub.nodes[n]["x"], sub.nodes[n]["y"]) for n in sub.nodes])
+            polys.append(shapely.convex_hull(pts))
+            for n, t in nx.single_source_dijkstra_path_length(Grev, node, cutoff=MAX_S, weight="travel_time").items():
+                if t < best.get(n, np.inf):
+                    best[n] = t
+        times = np.array([best.get(n, np.nan) for n in cell_nodes])
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "reached": int(np.isfinite(times).sum()), "polygons": len(polys)}
+
+
+def networkx_multisource_wuhan() -> dict[str, Any]:
+    import networkx as nx
+    import osmnx as ox
+
+    d = wuhan_inputs()
+    G = d["G"]
+    with Meter() as m:
+        cell_nodes = ox.distance.nearest_nodes(G, d["cell_xy"][:, 0], d["cell_xy"][:, 1])
+        inst_nodes = ox.distance.nearest_nodes(G, d["inst_xy"][:, 0], d["inst_xy"][:, 1])
+        dist = nx.multi_source_dijkstra_path_length(G.reverse(copy=False), set(inst_nodes), weight="travel_time")
+        times = np.array([dist.get(n, np.nan) for n in cell_nodes])
+    node_index = {n: i for i, n in enumerate(G.nodes)}
+    node_t = np.full(len(G), np.inf)
+    for n, t in dist.items():
+        node_t[node_index[n]] = t
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "reached": int((times <= MAX_S).sum()), "node_times": node_t}
+
+
+def pandana_wuhan() -> dict[str, Any]:
+    import pandana
+    import pandas as pd
+
+    d = wuhan_inputs()
+    G = d["G"]
+    nodes = list(G.nodes)
+    idx = {n: i for i, n in enumerate(nodes)}
+    e = [(idx[u], idx[v], dd["travel_time"]) for u, v, dd in G.edges(data=True)]
+    ea = np.array(e)
+    with Meter() as m:
+        net = pandana.Network(pd.Series(d["net"].node_xy[:, 0]), pd.Series(d["net"].node_xy[:, 1]),
+                              pd.Series(ea[:, 0].astype(int)), pd.Series(ea[:, 1].astype(int)),
+                              pd.DataFrame({"tt": ea[:, 2]}), twoway=False)
+        setup_s = __import__("time").perf_counter() - m.t0
+        net.set_pois("inst", maxdist=MAX_S, maxitems=1, x_col=pd.Series(d["inst_xy"][:, 0]), y_col=pd.Series(d["inst_xy"][:, 1]))
+        near = net.nearest_pois(MAX_S, "inst", num_pois=1)
+        cell_nodes = net.get_node_ids(pd.Series(d["cell_xy"][:, 0]), pd.Series(d["cell_xy"][:, 1]))
+        times = near[1].reindex(cell_nodes.to_numpy()).to_numpy()
+    return {"seconds": m.seconds, "setup_seconds": setup_s, "extra_mb": m.extra_mb,
+            "reached": int((times < MAX_S).sum())}
+
+
+# ----------------------------------------------------------------------------- 1 M nodes
+
+
+def planner_coverage_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
+    import geopandas as gpd
+
+    from planner import travel_time
+
+    g = synthetic_edges(n_side)
+    rng = np.random.default_rng(1)
+    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
+    cells = gpd.GeoSeries.from_xy(*rng.uniform(lo, hi, (n_cells, 2)).T, crs=32650)
+    inst = gpd.GeoSeries.from_xy(*rng.uniform(lo, hi, (n_inst, 2)).T, crs=32650)
+    inst.index = [f"f{i}" for i in range(n_inst)]
+    with Meter() as build:
+        net = travel_time.compile_edges(np.arange(len(g["xy"])), g["xy"], g["u"], g["v"], g["tt"], g["length"], crs=32650)
+    with Meter() as m:
+        sc = travel_time.snap_points(net, cells)
+        sf = travel_time.snap_points(net, inst)
+        near = travel_time.nearest_facility_times(net, sc, sf)
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
+            "nodes": net.n_nodes, "edges": int(net.csr.nnz), "reached": int((near["travel_time_s"] <= MAX_S).sum())}
+
+
+def networkx_multisource_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
+    import networkx as nx
+    from scipy.spatial import cKDTree
+
+    g = synthetic_edges(n_side)
+    rng = np.random.default_rng(1)
+    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
+    cells = rng.uniform(lo, hi, (n_cells, 2))
+    inst = rng.uniform(lo, hi, (n_inst, 2))
+    with Meter() as build:
+        G = nx.DiGraph()
+        G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
+    with Meter() as m:
+        tree = cKDTree(g["xy"])
+        cell_nodes, inst_nodes = tree.query(cells)[1], tree.query(inst)[1]
+        dist = nx.multi_source_dijkstra_path_length(G.reverse(copy=False), set(inst_nodes.tolist()), weight="travel_time")
+        times = np.array([dist.get(n, np.nan) for n in cell_nodes.tolist()])
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
+            "reached": int((times <= MAX_S).sum())}
+
+
+def pandana_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
+    import pandana
+    import pandas as pd
+
+    g = synthetic_edges(n_side)
+    rng = np.random.default_rng(1)
+    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
+    cells = rng.uniform(lo, hi, (n_cells, 2))
+    inst = rng.uniform(lo, hi, (n_inst, 2))
+    half = len(g["u"]) // 2
+    with Meter() as build:
+        net = pandana.Network(pd.Series(g["xy"][:, 0]), pd.Series(g["xy"][:, 1]), pd.Series(g["u"][:half]),
+                              pd.Series(g["v"][:half]), pd.DataFrame({"tt": g["tt"][:half]}), twoway=True)
+    with Meter() as m:
+        net.set_pois("inst", maxdist=MAX_S, maxitems=1, x_col=pd.Series(inst[:, 0]), y_col=pd.Series(inst[:, 1]))
+        near = net.nearest_pois(MAX_S, "inst", num_pois=1)
+        cell_nodes = net.get_node_ids(pd.Series(cells[:, 0]), pd.Series(cells[:, 1]))
+        times = near[1].reindex(cell_nodes.to_numpy()).to_numpy()
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
+            "reached": int((times < MAX_S).sum())}
+
+
+def osmnx_recipe_synthetic(n_side: int, n_inst: int, n_sample: int) -> dict[str, Any]:
+    """ego_graph + convex hull for `n_sample` institutions; the caller extrapolates to all."""
+    import networkx as nx
+    import shapely
+    from scipy.spatial import cKDTree
+
+    g = synthetic_edges(n_side)
+    rng = np.random.default_rng(1)
+    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
+    inst = rng.uniform(lo, hi, (n_inst, 2))
+    G = nx.DiGraph()
+    G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
+    nodes = cKDTree(g["xy"]).query(inst[:n_sample])[1]
+    with Meter() as m:
+        for node in nodes.tolist():
+            sub = nx.ego_graph(G, node, radius=MAX_S, distance="travel_time")
+            shapely.convex_hull(shapely.multipoints(g["xy"][list(sub.nodes)]))
+    return {"seconds_sample": m.seconds, "sample": n_sample, "seconds": m.seconds * n_inst / n_sample,
+            "extra_mb": m.extra_mb, "extrapolated": True}
