@@ -37,6 +37,15 @@ class Mode(str, Enum):
     drive = "drive"
 
 
+class Basemap(str, Enum):
+    """Basemaps of the interactive map."""
+
+    osm = "osm"
+    amap = "amap"
+    tianditu = "tianditu"
+    none = "none"
+
+
 class Coords(str, Enum):
     """Coordinate datums of input tables."""
 
@@ -79,6 +88,20 @@ def _fail(exc: BaseException, out: Path | None) -> None:
     raise typer.Exit(1)
 
 
+@contextlib.contextmanager
+def _guarded(out: Path | None, quiet: bool) -> Iterator[None]:
+    """Run a command body with planner's log on stderr; any failure becomes one line (exit 2 for bad input)."""
+    from .io import write_error_log
+
+    try:
+        with _logging_to_stderr(quiet):
+            yield
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+        if isinstance(exc, PlannerError) and out is not None:
+            write_error_log(out, exc)
+        _fail(exc, out)
+
+
 @app.callback()
 def _main() -> None:
     """planner command-line interface."""
@@ -106,27 +129,26 @@ def coverage(
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts, shown with totals.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     isochrones: Annotated[bool, typer.Option("--isochrones/--no-isochrones", help="Compute isochrone polygons.")] = True,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap: osm, amap (Gaode; overlays shifted to GCJ-02), "
+                                             "tianditu (needs TIANDITU_KEY), none.")] = Basemap.osm,
+    offline: Annotated[bool, typer.Option("--offline/--online",
+                                          help="Embed Leaflet in map.html so it opens with no network.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Test the 15-minute medical service circle: who reaches an institution within each threshold."""
-    from .io import write_error_log
+    from .maps import get_basemap
     from .pipeline import run_coverage, write_coverage_outputs
 
-    try:
-        with _logging_to_stderr(quiet):
-            run = run_coverage(
-                network, institutions, population,
-                boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
-                minutes=tuple(minutes) if minutes else None, coords=coords.value,
-                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
-                with_isochrones=isochrones, progress=not quiet,
-            )
-            write_coverage_outputs(run, out, title=title)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        if isinstance(exc, PlannerError):
-            write_error_log(out, exc)
-        _fail(exc, out)
-        return
+    with _guarded(out, quiet):
+        get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
+        run = run_coverage(
+            network, institutions, population,
+            boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
+            minutes=tuple(minutes) if minutes else None, coords=coords.value,
+            max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
+            with_isochrones=isochrones, progress=not quiet,
+        )
+        write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline)
     s = run.summary
     typer.echo(
         f"{s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
@@ -140,6 +162,62 @@ def coverage(
     for row in s["thresholds"]:
         typer.echo(f"  within {row['minutes']:g} min: {row['coverage_pct']:.1f}%")
     typer.echo(f"wrote {out}/summary.json, cells.gpkg, institutions.gpkg, isochrones.gpkg, map.html, map.png")
+
+
+def _print_summary(s: dict) -> None:  # type: ignore[type-arg]
+    typer.echo(f"  {s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
+               f"({s['population_covered']:,.0f} of {s['population_total']:,.0f} {s['population_unit']})")
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (TOML); see scenarios/ for examples.")],
+    out_root: Annotated[Path, typer.Option("--out-root", help="Outputs go to OUT_ROOT/<scenario name>/.")] = Path("outputs"),
+    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
+    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in the maps.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Reload every input instead of using OUT_ROOT/.cache/.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
+) -> None:
+    """Run a scenario (baseline or what-if) and write everything to OUT_ROOT/<name>/."""
+    from .scenarios import load_scenario, run_scenario
+
+    with _guarded(None, quiet):
+        s = load_scenario(scenario)
+    out = out_root / s.name
+    with _guarded(out, quiet):
+        result = run_scenario(s, out_root=out_root, progress=not quiet, use_cache=not no_cache,
+                              basemap=basemap.value, offline=offline)
+    typer.echo(f"scenario {s.name} ({result.summary['runtime_s']:.1f} s):")
+    _print_summary(result.summary)
+    typer.echo(f"wrote {out}/ (summary.json, tables.xlsx, {s.name}.gpkg, map.html, map.png)")
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="Baseline scenario (TOML).")],
+    b: Annotated[Path, typer.Argument(help="What-if scenario (TOML).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the comparison (default OUT_ROOT/compare-A-vs-B).")] = None,
+    out_root: Annotated[Path, typer.Option("--out-root", help="Where both runs and the cache go.")] = Path("outputs"),
+    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
+    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in the maps.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
+) -> None:
+    """Compare two scenarios: coverage change per district and tier, people newly covered or lost, diff map."""
+    from .scenarios import compare_scenarios, load_scenario
+
+    with _guarded(None, quiet):
+        sa, sb = load_scenario(a), load_scenario(b)
+    folder = out if out is not None else out_root / f"compare-{sa.name}-vs-{sb.name}"
+    with _guarded(folder, quiet):
+        comp = compare_scenarios(sa, sb, out=folder, out_root=out_root, progress=not quiet,
+                                 basemap=basemap.value, offline=offline)
+    typer.echo(f"{sa.name} → {sb.name}: {comp['max_minutes']:g}-minute coverage {comp['coverage_pct_a']:.2f}% → "
+               f"{comp['coverage_pct_b']:.2f}% ({comp['change_pp']:+.2f} pp); newly covered "
+               f"{comp['population_newly_covered']:,.0f}, newly lost {comp['population_newly_lost']:,.0f}")
+    for row in comp["by_district"]:
+        if row["change_pp"]:
+            typer.echo(f"  {row['district']}: {row['coverage_pct_a']:.1f}% → {row['coverage_pct_b']:.1f}%")
+    typer.echo(f"wrote {folder}/ (compare.json, compare_map.html, side_by_side.html, compare_*.csv)")
 
 
 def main() -> None:

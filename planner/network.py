@@ -7,7 +7,9 @@ Two sources are supported:
   OSMnx; one-way streets are respected for ``ebike`` and ``drive``;
 * a road-centreline layer (GeoPackage, shapefile, GeoJSON, GeoParquet) of lines
   split at intersections: line endpoints closer than a tolerance become one
-  node, every segment is two-way, and an optional column gives the road class.
+  node, every segment is two-way, an optional column gives the road class, and
+  an id column (``road_id``, ``id``, ``osm_id`` …; else the row number) is kept
+  as the edge attribute ``road_id`` so that what-ifs can close roads by id.
 
 The result is an OSMnx-style ``MultiDiGraph`` in a metric (UTM) CRS, with edge
 attributes ``length`` (m), ``highway``, ``speed_kph``, ``travel_time`` (s) and
@@ -41,6 +43,7 @@ from .io import OSM_SUFFIXES, VECTOR_SUFFIXES, check_input, read_vector, suffix_
 logger = logging.getLogger(__name__)
 
 UNCLASSIFIED = "unclassified"
+_ID_ALIASES = ("road_id", "id", "osm_id", "osmid", "fid", "objectid")
 _CLASS_ALIASES = ("highway", "fclass", "class", "type", "road_class", "roadclass", "道路等级", "等级")
 
 
@@ -199,6 +202,9 @@ def _graph_from_lines(path: Path, *, mode: str, class_column: str | None, tolera
                "geometries; fix: give a layer of road centrelines (LineString)")
         raise EmptyNetworkError(msg)
     col = _find_class_column(gdf, path, class_column)
+    lower = {c.lower(): c for c in gdf.columns}
+    id_col = next((lower[a] for a in _ID_ALIASES if a in lower), None)
+    gdf = gdf.assign(_row=np.arange(len(gdf)))
     gdf = gdf.explode(index_parts=False, ignore_index=True)
     utm = gdf.estimate_utm_crs()
     gdf = gdf.to_crs(utm)
@@ -211,6 +217,8 @@ def _graph_from_lines(path: Path, *, mode: str, class_column: str | None, tolera
     geoms = gdf.geometry.to_numpy()
     lengths = shapely.length(geoms)
     ok = lengths > 0
+    rows = gdf["_row"].to_numpy()[ok]
+    road_ids = gdf[id_col].to_numpy()[ok] if id_col is not None else rows
     geoms, hw, lengths = geoms[ok], hw.to_numpy()[ok], lengths[ok]
     if len(geoms) == 0:
         msg = f"{path}: no road lines usable for mode '{mode}'; fix: check the layer and its class column"
@@ -230,7 +238,8 @@ def _graph_from_lines(path: Path, *, mode: str, class_column: str | None, tolera
             loops += 1
             continue
         geom = geoms[i]
-        attrs = {"length": float(lengths[i]), "highway": hw[i], "geometry": geom, "source_row": int(i)}
+        rid = road_ids[i].item() if hasattr(road_ids[i], "item") else road_ids[i]
+        attrs = {"length": float(lengths[i]), "highway": hw[i], "geometry": geom, "source_row": int(rows[i]), "road_id": rid}
         G.add_edge(int(u[i]), int(v[i]), **attrs)
         G.add_edge(int(v[i]), int(u[i]), **{**attrs, "geometry": geom.reverse()})
     if loops:

@@ -1,0 +1,851 @@
+"""What-if scenarios: TOML files, validated into one frozen :class:`Scenario` type.
+
+A scenario names its inputs and analysis settings and lists edits:
+
+.. code-block:: toml
+
+    name = "wuhan-new-centres"            # output folder outputs/<name>/
+    title = "武汉 新增两处社区卫生服务中心"
+    extends = "wuhan_baseline.toml"        # optional: inherit inputs, analysis and edits
+
+    [inputs]                               # paths are relative to this file
+    network = "../geodata/wuhan/roads.gpkg"
+    institutions = "../geodata/wuhan/institutions.geojson"
+    population = "../geodata/wuhan/population_age20plus_100m.tif"
+    boundaries = "../geodata/wuhan/districts.gpkg"
+    coords = "wgs84"                       # datum of table coordinates
+    population_label = "persons aged 20+ (WorldPop)"
+
+    [analysis]
+    mode = "walk"                          # walk | ebike | drive
+    minutes = [5, 10, 15]
+    speed_kph = 3.2                        # optional: one speed on every road (e.g. elderly walking)
+    max_snap_m = 500
+    cell_size_m = 100                      # optional
+    isochrones = true
+
+    [edits]
+    remove_institutions = ["way/123"]      # facility ids (see institutions.gpkg)
+
+    [[edits.add_institutions]]
+    name = "新建社区卫生服务中心"
+    lon = 114.25
+    lat = 30.58
+    tier = "primary"                       # optional: from the name rules otherwise
+    capacity = 50                          # optional
+    coords = "gcj02"                       # optional: datum of this point
+
+    [[edits.change_tier]]
+    id = "way/456"
+    tier = "secondary"
+
+    [[edits.close_roads]]                  # by id (road_id / osmid) or by polygon (lon, lat)
+    ids = [1201, 1202]
+    polygon = [[114.28, 30.55], [114.29, 30.55], [114.29, 30.56]]
+
+Unknown keys, wrong types, edits that name unknown institutions, and polygons
+outside the study area are errors that name the file, the key and the line.
+
+Runs are deterministic, and the loaded inputs (network, population cells) are
+cached in memory and on disk (``<out_root>/.cache/``), keyed by the input files'
+contents and the options, so a what-if after its baseline takes seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pickle
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import __version__, datum, settings
+from ._errors import InputFileError, InvalidValueError
+from ._validate import check_minutes, check_mode
+from .coverage import assign_districts
+from .institutions import classify_tier
+from .io import output_dir, write_json
+from .network import add_edge_travel_times
+from .pipeline import CaseInputs, CoverageRun, analyse_case, load_case
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+logger = logging.getLogger(__name__)
+
+_CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class AddInstitution:
+    """A new institution: name, position (degrees) and optional tier and capacity."""
+
+    name: str
+    lon: float
+    lat: float
+    tier: str | None = None
+    capacity: float | None = None
+    coords: str = "wgs84"
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeTier:
+    """Give an existing institution another tier."""
+
+    id: str
+    tier: str
+
+
+@dataclass(frozen=True)
+class CloseRoads:
+    """Close roads by id (``road_id`` or ``osmid``) and/or every road crossing a polygon (lon, lat)."""
+
+    ids: tuple[Any, ...] = ()
+    polygon: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Edits:
+    """Every what-if edit of a scenario."""
+
+    add_institutions: tuple[AddInstitution, ...] = ()
+    remove_institutions: tuple[str, ...] = ()
+    change_tier: tuple[ChangeTier, ...] = ()
+    close_roads: tuple[CloseRoads, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when there is no edit."""
+        return not (self.add_institutions or self.remove_institutions or self.change_tier or self.close_roads)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Input files (absolute paths) and their options."""
+
+    network: str
+    institutions: str
+    population: str
+    boundaries: str | None = None
+    coords: str = "wgs84"
+    population_label: str = "population"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Analysis settings."""
+
+    mode: str = "walk"
+    minutes: tuple[float, ...] = settings.THRESHOLDS_MINUTES
+    speed_kph: float | None = None
+    max_snap_m: float = settings.MAX_SNAP_M
+    cell_size_m: float | None = None
+    isochrones: bool = True
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario, shared by the CLI and the notebooks.
+
+    Attributes
+    ----------
+    name
+        Folder name of its outputs.
+    title
+        Title for maps and reports.
+    description
+        Free text.
+    source
+        The TOML file it was read from (None when built in code).
+    inputs, analysis, edits
+        What to read, how to analyse it, and what to change.
+    """
+
+    name: str
+    inputs: Inputs
+    analysis: Analysis = field(default_factory=Analysis)
+    edits: Edits = field(default_factory=Edits)
+    title: str | None = None
+    description: str = ""
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the scenario as plain data (for ``scenario.json``)."""
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------- loading
+
+_TOP = {"name", "title", "description", "extends", "inputs", "analysis", "edits"}
+_INPUTS = {f.name for f in dataclasses.fields(Inputs)}
+_ANALYSIS = {f.name for f in dataclasses.fields(Analysis)}
+_EDITS = {f.name for f in dataclasses.fields(Edits)}
+_ADD = {f.name for f in dataclasses.fields(AddInstitution)}
+_TIER = {f.name for f in dataclasses.fields(ChangeTier)}
+_CLOSE = {f.name for f in dataclasses.fields(CloseRoads)}
+_NAME_RE = re.compile(r"^[\w\-.一-鿿]+$")
+
+
+class _Ctx:
+    """File name and text, for error messages that give the line of a key."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.lines = path, text.splitlines()
+
+    def line_of(self, token: str) -> int | None:
+        pat = re.compile(rf"(^|[\s\[\.\"']){re.escape(token)}\s*(=|\]|\"|')")
+        for i, line in enumerate(self.lines, 1):
+            if pat.search(line.split("#", 1)[0]):
+                return i
+        return None
+
+    def fail(self, key: str, problem: str, fix: str, *, token: str | None = None) -> InvalidValueError:
+        line = self.line_of(token or key.split(".")[-1].split("[")[0])
+        where = f"{self.path}" + (f", line {line}" if line else "")
+        return InvalidValueError(f"{where}: '{key}' {problem}; fix: {fix}")
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Read and validate a scenario TOML file.
+
+    Parameters
+    ----------
+    path
+        Scenario file; relative input paths are resolved against its folder.
+
+    Returns
+    -------
+    scenario
+        The frozen, validated scenario.
+
+    Raises
+    ------
+    InputFileError
+        If the file is missing or not valid TOML.
+    InvalidValueError
+        For unknown keys, wrong types or invalid values, naming the key and line.
+
+    Examples
+    --------
+    >>> from planner import datasets
+    >>> s = load_scenario(datasets.GEODATA.parent / "scenarios" / "wuhan_baseline.toml")
+    >>> s.name, s.analysis.mode, s.analysis.minutes
+    ('wuhan-baseline', 'walk', (5.0, 10.0, 15.0))
+    """
+    return _load(Path(path), seen=())
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], _Ctx]:
+    if not path.exists():
+        msg = f"{path}: scenario file not found; fix: check the path"
+        raise InputFileError(msg)
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{path}: not valid TOML ({exc}); fix: check quotes, brackets and '=' on that line"
+        raise InputFileError(msg) from None
+    return data, _Ctx(path, text)
+
+
+def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
+    path = path.resolve()
+    if path in seen:
+        msg = f"{path}: 'extends' forms a loop ({' -> '.join(p.name for p in (*seen, path))}); fix: remove one 'extends'"
+        raise InvalidValueError(msg)
+    data, ctx = _read_toml(path)
+    _unknown(ctx, data, _TOP, "")
+    parent: Scenario | None = None
+    if "extends" in data:
+        base = _typed(ctx, data, "extends", str)
+        parent = _load((path.parent / base), seen=(*seen, path))
+
+    name = _typed(ctx, data, "name", str, required=True)
+    if not _NAME_RE.match(name):
+        raise ctx.fail("name", f"'{name}' is not usable as a folder name", "use letters, digits, '-', '_' or '.'")
+
+    raw_in = _table(ctx, data, "inputs")
+    _unknown(ctx, raw_in, _INPUTS, "inputs.")
+    base_in = dataclasses.asdict(parent.inputs) if parent else {}
+    inputs: dict[str, Any] = dict(base_in)
+    for key in ("network", "institutions", "population", "boundaries"):
+        if key in raw_in:
+            value = _typed(ctx, raw_in, key, str, prefix="inputs.")
+            p = (path.parent / value).resolve()
+            if not p.exists():
+                raise ctx.fail(f"inputs.{key}", f"file not found: {p}", "give a path relative to the scenario file")
+            inputs[key] = str(p)
+    for key in ("network", "institutions", "population"):
+        if key not in inputs:
+            raise ctx.fail(f"inputs.{key}", "is missing", f"add {key} = \"path\" under [inputs]", token="inputs")
+    if "coords" in raw_in:
+        coords = _typed(ctx, raw_in, "coords", str, prefix="inputs.")
+        try:
+            datum.to_wgs84(0.0, 0.0, datum=coords)
+        except ValueError:
+            raise ctx.fail("inputs.coords", f"'{coords}' is not a known datum", "use wgs84, gcj02 or bd09") from None
+        inputs["coords"] = coords
+    if "population_label" in raw_in:
+        inputs["population_label"] = _typed(ctx, raw_in, "population_label", str, prefix="inputs.")
+
+    raw_an = _table(ctx, data, "analysis")
+    _unknown(ctx, raw_an, _ANALYSIS, "analysis.")
+    an: dict[str, Any] = dataclasses.asdict(parent.analysis) if parent else {}
+    if "mode" in raw_an:
+        mode = _typed(ctx, raw_an, "mode", str, prefix="analysis.")
+        if mode not in settings.MODES:
+            raise ctx.fail("analysis.mode", f"'{mode}' is not a mode", f"use one of {', '.join(settings.MODES)}")
+        an["mode"] = mode
+    if "minutes" in raw_an:
+        mins = raw_an["minutes"]
+        if not isinstance(mins, list) or not all(isinstance(m, (int, float)) and not isinstance(m, bool) for m in mins):
+            raise ctx.fail("analysis.minutes", "must be a list of numbers", "e.g. minutes = [5, 10, 15]")
+        try:
+            an["minutes"] = check_minutes(mins)
+        except InvalidValueError:
+            raise ctx.fail("analysis.minutes", f"{mins} is out of range", "use minutes between 0 and 240") from None
+    for key, lo, hi in (("speed_kph", 0.5, 150), ("max_snap_m", 1, 5000), ("cell_size_m", 1, 10_000)):
+        if key in raw_an:
+            v = _typed(ctx, raw_an, key, (int, float), prefix="analysis.")
+            if not lo <= v <= hi:
+                raise ctx.fail(f"analysis.{key}", f"{v} is outside {lo}-{hi}", f"give a value between {lo} and {hi}")
+            an[key] = float(v)
+    if "isochrones" in raw_an:
+        an["isochrones"] = _typed(ctx, raw_an, "isochrones", bool, prefix="analysis.")
+
+    raw_ed = _table(ctx, data, "edits")
+    _unknown(ctx, raw_ed, _EDITS, "edits.")
+    edits = _edits(ctx, raw_ed)
+    if parent is not None:
+        edits = Edits(
+            add_institutions=parent.edits.add_institutions + edits.add_institutions,
+            remove_institutions=parent.edits.remove_institutions + edits.remove_institutions,
+            change_tier=parent.edits.change_tier + edits.change_tier,
+            close_roads=parent.edits.close_roads + edits.close_roads,
+        )
+    an["minutes"] = tuple(float(m) for m in an.get("minutes", settings.THRESHOLDS_MINUTES))
+    return Scenario(
+        name=name,
+        title=_typed(ctx, data, "title", str) if "title" in data else (parent.title if parent else None),
+        description=_typed(ctx, data, "description", str) if "description" in data else "",
+        source=str(path),
+        inputs=Inputs(**inputs),
+        analysis=Analysis(**an),
+        edits=edits,
+    )
+
+
+def _edits(ctx: _Ctx, raw: dict[str, Any]) -> Edits:
+    adds = []
+    for i, item in enumerate(_list_of_tables(ctx, raw, "add_institutions")):
+        key = f"edits.add_institutions[{i + 1}]"
+        _unknown(ctx, item, _ADD, key + ".")
+        name = _typed(ctx, item, "name", str, required=True, prefix=key + ".")
+        lon = float(_typed(ctx, item, "lon", (int, float), required=True, prefix=key + "."))
+        lat = float(_typed(ctx, item, "lat", (int, float), required=True, prefix=key + "."))
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ctx.fail(key, f"lon={lon}, lat={lat} is not a position", "give decimal degrees, longitude first", token="lon")
+        tier = _typed(ctx, item, "tier", str, prefix=key + ".") if "tier" in item else None
+        if tier is not None and tier not in settings.TIERS:
+            raise ctx.fail(f"{key}.tier", f"'{tier}' is not a tier", f"use one of {', '.join(settings.TIERS)}", token="tier")
+        cap = float(_typed(ctx, item, "capacity", (int, float), prefix=key + ".")) if "capacity" in item else None
+        if cap is not None and cap < 0:
+            raise ctx.fail(f"{key}.capacity", f"{cap} is negative", "give beds or staff >= 0", token="capacity")
+        coords = _typed(ctx, item, "coords", str, prefix=key + ".") if "coords" in item else "wgs84"
+        fid = _typed(ctx, item, "id", str, prefix=key + ".") if "id" in item else None
+        adds.append(AddInstitution(name=name, lon=lon, lat=lat, tier=tier, capacity=cap, coords=coords, id=fid))
+    removes = raw.get("remove_institutions", [])
+    if not isinstance(removes, list) or not all(isinstance(x, (str, int)) for x in removes):
+        raise ctx.fail("edits.remove_institutions", "must be a list of institution ids", 'e.g. remove_institutions = ["way/123"]')
+    tiers = []
+    for i, item in enumerate(_list_of_tables(ctx, raw, "change_tier")):
+        key = f"edits.change_tier[{i + 1}]"
+        _unknown(ctx, item, _TIER, key + ".")
+        tier = _typed(ctx, item, "tier", str, required=True, prefix=key + ".")
+        if tier not in settings.TIERS:
+            raise ctx.fail(f"{key}.tier", f"'{tier}' is not a tier", f"use one of {', '.join(settings.TIERS)}", token="tier")
+        tiers.append(ChangeTier(id=str(_typed(ctx, item, "id", (str, int), required=True, prefix=key + ".")), tier=tier))
+    closes = []
+    for i, item in enumerate(_list_of_tables(ctx, raw, "close_roads")):
+        key = f"edits.close_roads[{i + 1}]"
+        _unknown(ctx, item, _CLOSE, key + ".")
+        ids = item.get("ids", [])
+        if not isinstance(ids, list):
+            raise ctx.fail(f"{key}.ids", "must be a list of road ids", "e.g. ids = [1201, 1202]", token="ids")
+        poly = item.get("polygon", [])
+        if poly and (not isinstance(poly, list) or len(poly) < 3 or not all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p) for p in poly)):
+            raise ctx.fail(f"{key}.polygon", "must be a list of at least three [lon, lat] pairs",
+                           "e.g. polygon = [[114.28, 30.55], [114.29, 30.55], [114.29, 30.56]]", token="polygon")
+        if not ids and not poly:
+            raise ctx.fail(key, "closes nothing", "give ids = [...] or polygon = [[lon, lat], ...]", token="close_roads")
+        closes.append(CloseRoads(ids=tuple(ids), polygon=tuple((float(a), float(b)) for a, b in poly)))
+    return Edits(add_institutions=tuple(adds), remove_institutions=tuple(str(x) for x in removes),
+                 change_tier=tuple(tiers), close_roads=tuple(closes))
+
+
+def _unknown(ctx: _Ctx, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ctx.fail(prefix + key, "is not a known key", f"use one of {', '.join(sorted(allowed))}", token=key)
+
+
+def _typed(ctx: _Ctx, table: dict[str, Any], key: str, kind: Any, *, required: bool = False, prefix: str = "") -> Any:
+    if key not in table:
+        if required:
+            raise ctx.fail(prefix + key, "is missing", f"add {key} = ...", token=prefix.rstrip(".").split(".")[-1] or key)
+        return None
+    value = table[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if isinstance(value, bool) and bool not in kinds:
+        raise ctx.fail(prefix + key, f"must be {' or '.join(k.__name__ for k in kinds)}, not true/false", "fix the value", token=key)
+    if not isinstance(value, kinds):
+        raise ctx.fail(prefix + key, f"must be {' or '.join(k.__name__ for k in kinds)}, not {type(value).__name__}",
+                       "fix the value's type", token=key)
+    return value
+
+
+def _table(ctx: _Ctx, data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ctx.fail(key, "must be a table", f"write it as [{key}]")
+    return value
+
+
+def _list_of_tables(ctx: _Ctx, data: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ctx.fail(f"edits.{key}", "must be a list of tables", f"write each as [[edits.{key}]]", token=key)
+    return value
+
+
+# ----------------------------------------------------------------------------------------- running
+
+_MEMORY_CACHE: dict[str, CaseInputs] = {}
+
+
+def _file_digest(path: str | None) -> str:
+    if path is None:
+        return "-"
+    p = Path(path)
+    files = [p] if p.suffix != ".shp" else sorted(p.parent.glob(p.stem + ".*"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _case_key(s: Scenario) -> str:
+    parts = {
+        "v": _CACHE_VERSION, "planner": __version__,
+        "files": [_file_digest(getattr(s.inputs, k)) for k in ("network", "institutions", "population", "boundaries")],
+        "coords": s.inputs.coords, "mode": s.analysis.mode, "max_snap_m": s.analysis.max_snap_m,
+        "cell_size_m": s.analysis.cell_size_m,
+        "settings": [settings.WALK_SPEED_KPH, settings.EBIKE_SPEED_KPH, sorted(settings.DRIVE_SPEEDS_KPH.items()),
+                     settings.DRIVE_DEFAULT_SPEED_KPH, settings.SNAP_TOLERANCE_M,
+                     {k: sorted(v) for k, v in settings.EXCLUDED_HIGHWAYS.items()}],
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def load_scenario_case(scenario: Scenario, *, cache_dir: str | os.PathLike[str] | None = None) -> CaseInputs:
+    """Load a scenario's inputs (before edits), from the cache when possible.
+
+    Parameters
+    ----------
+    scenario
+        A validated scenario.
+    cache_dir
+        Folder of the on-disk cache; no disk cache when None.
+
+    Returns
+    -------
+    case
+        The loaded inputs; the same object for every scenario with the same
+        input files and options in this process.
+    """
+    key = _case_key(scenario)
+    if key in _MEMORY_CACHE:
+        return _MEMORY_CACHE[key]
+    path = Path(cache_dir) / f"case-{key}.pkl" if cache_dir is not None else None
+    if path is not None and path.exists():
+        try:
+            with path.open("rb") as f:
+                case = pickle.load(f)  # noqa: S301 - our own cache file, keyed by content hashes
+            _MEMORY_CACHE[key] = case
+            logger.info("loaded cached inputs %s", path.name)
+            return case
+        except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
+            logger.warning("ignoring unreadable cache file %s", path)
+    s = scenario
+    case = load_case(s.inputs.network, s.inputs.institutions, s.inputs.population, boundaries=s.inputs.boundaries,
+                     mode=s.analysis.mode, coords=s.inputs.coords, max_snap_m=s.analysis.max_snap_m,
+                     cell_size_m=s.analysis.cell_size_m)
+    _MEMORY_CACHE[key] = case
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        with tmp.open("wb") as f:
+            pickle.dump(case, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    return case
+
+
+def apply_institution_edits(case: CaseInputs, edits: Edits, *, source: str | None = None) -> gpd.GeoDataFrame:
+    """Return the case's institutions with institutions added, removed and re-tiered.
+
+    Parameters
+    ----------
+    case
+        Loaded inputs.
+    edits
+        The scenario's edits.
+    source
+        Scenario file, for messages.
+
+    Returns
+    -------
+    institutions
+        A new GeoDataFrame; added rows get ids ``new-1``, ``new-2`` … unless given.
+
+    Raises
+    ------
+    InvalidValueError
+        When an edit names an unknown institution id.
+    """
+    inst = case.institutions.copy()
+    ctx = _ctx_for(source)
+    if edits.add_institutions:
+        rows = []
+        for i, a in enumerate(edits.add_institutions, 1):
+            lon, lat = (float(x) for x in datum.to_wgs84(a.lon, a.lat, datum=a.coords))
+            tier, tsrc = (a.tier, "scenario") if a.tier else classify_tier(a.name)
+            fid = a.id or f"new-{i}"
+            if fid in inst.index:
+                raise ctx.fail(f"edits.add_institutions[{i}].id", f"'{fid}' already exists", "choose another id", token="id")
+            rows.append({"facility_id": fid, "name": a.name, "tier": tier, "tier_source": tsrc,
+                         "capacity": np.nan if a.capacity is None else a.capacity, "lon": lon, "lat": lat})
+        new = gpd.GeoDataFrame(pd.DataFrame(rows).set_index("facility_id"),
+                               geometry=gpd.points_from_xy([r["lon"] for r in rows], [r["lat"] for r in rows]), crs="EPSG:4326")
+        if case.districts is not None:
+            new["district"] = assign_districts(new, case.districts)
+        inst = pd.concat([inst, new])
+    for fid in edits.remove_institutions:
+        if fid not in inst.index:
+            raise ctx.fail("edits.remove_institutions", f"names unknown institution id '{fid}'",
+                           "use a facility_id from institutions.gpkg of the baseline run", token=fid)
+    inst = inst.drop(index=list(edits.remove_institutions))
+    for ch in edits.change_tier:
+        if ch.id not in inst.index:
+            raise ctx.fail("edits.change_tier.id", f"names unknown institution id '{ch.id}'",
+                           "use a facility_id from institutions.gpkg of the baseline run", token=ch.id)
+        inst.loc[ch.id, "tier"] = ch.tier
+        inst.loc[ch.id, "tier_source"] = "scenario"
+    return inst
+
+
+def apply_network_edits(case: CaseInputs, edits: Edits, *, speed_kph: float | None = None,
+                        source: str | None = None) -> tuple[nx.MultiDiGraph, dict[str, Any]]:
+    """Return the case's network with roads closed and speeds changed.
+
+    Parameters
+    ----------
+    case
+        Loaded inputs.
+    edits
+        The scenario's edits.
+    speed_kph
+        One speed for every road (km/h), or None to keep the per-class speeds.
+    source
+        Scenario file, for messages.
+
+    Returns
+    -------
+    G, report
+        The edited graph (a copy when anything changed) and what was closed.
+
+    Raises
+    ------
+    InvalidValueError
+        When a closure names unknown road ids or a polygon outside the study area.
+    """
+    G = case.graph
+    report: dict[str, Any] = {"closed_edges": 0, "closed_road_ids": []}
+    ctx = _ctx_for(source)
+    if edits.close_roads:
+        G = G.copy()
+        crs = G.graph["crs"]
+        drop: set[tuple[Any, Any, Any]] = set()
+        for i, c in enumerate(edits.close_roads, 1):
+            if c.ids:
+                wanted = {str(x) for x in c.ids}
+                hits = set()
+                for u, v, k, d in G.edges(keys=True, data=True):
+                    ids = d.get("road_id", d.get("osmid"))
+                    ids = ids if isinstance(ids, list) else [ids]
+                    found = wanted.intersection(str(x) for x in ids)
+                    if found:
+                        drop.add((u, v, k))
+                        hits |= found
+                missing = sorted(wanted - hits)
+                if missing:
+                    raise ctx.fail(f"edits.close_roads[{i}].ids", f"names unknown road ids {', '.join(missing[:5])}",
+                                   "use road_id values of the road layer (or OSM way ids)", token="ids")
+                report["closed_road_ids"] += sorted(hits)
+            if c.polygon:
+                poly = shapely.Polygon(c.polygon)
+                if not poly.intersects(case.area):
+                    raise ctx.fail(f"edits.close_roads[{i}].polygon", "lies outside the study area",
+                                   "draw the polygon over roads of the network (lon, lat in WGS-84)", token="polygon")
+                poly_m = gpd.GeoSeries([poly], crs="EPSG:4326").to_crs(crs).iloc[0]
+                edges = [(u, v, k) for u, v, k in G.edges(keys=True)]
+                geoms = np.array([G.edges[e]["geometry"] for e in edges], dtype=object)
+                hit = shapely.intersects(geoms, poly_m)
+                drop |= {e for e, h in zip(edges, hit) if h}
+        G.remove_edges_from(drop)
+        report["closed_edges"] = len(drop)
+        logger.info("closed %d directed road edges", len(drop))
+    if speed_kph is not None:
+        G = add_edge_travel_times(G.copy() if G is case.graph else G, mode=G.graph["mode"], speed_kph=speed_kph)
+    return G, report
+
+
+def _ctx_for(source: str | None) -> _Ctx:
+    if source and Path(source).exists():
+        return _Ctx(Path(source), Path(source).read_text(encoding="utf-8"))
+    return _Ctx(Path(source or "<scenario>"), "")
+
+
+def run_scenario(
+    scenario: Scenario | str | os.PathLike[str],
+    *,
+    out_root: str | os.PathLike[str] | None = "outputs",
+    progress: bool = False,
+    use_cache: bool = True,
+    basemap: str = "osm",
+    offline: bool = False,
+) -> CoverageRun:
+    """Run a scenario and (unless `out_root` is None) write everything to ``<out_root>/<name>/``.
+
+    Parameters
+    ----------
+    scenario
+        A :class:`Scenario` or the path of its TOML file.
+    out_root
+        Folder receiving ``<name>/``; nothing is written when None.
+    progress
+        Show progress bars.
+    use_cache
+        Reuse loaded inputs from memory and ``<out_root>/.cache/``.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+
+    Returns
+    -------
+    run
+        The coverage run; ``run.summary["scenario"]`` names the scenario and its edits.
+    """
+    s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    t0 = time.perf_counter()
+    cache_dir = Path(out_root) / ".cache" if (use_cache and out_root is not None) else None
+    if not use_cache:
+        _MEMORY_CACHE.pop(_case_key(s), None)
+    case = load_scenario_case(s, cache_dir=cache_dir)
+    inst = apply_institution_edits(case, s.edits, source=s.source)
+    G, closed = apply_network_edits(case, s.edits, speed_kph=s.analysis.speed_kph, source=s.source)
+    run = analyse_case(case, graph=G, institutions=inst, minutes=s.analysis.minutes, speed_kph=s.analysis.speed_kph,
+                       population_label=s.inputs.population_label, with_isochrones=s.analysis.isochrones, progress=progress)
+    run.summary["scenario"] = {"name": s.name, "title": s.title, "source": s.source,
+                               "edits": dataclasses.asdict(s.edits), "closed": closed}
+    run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
+    if out_root is not None:
+        write_scenario_outputs(run, s, Path(out_root) / s.name, basemap=basemap, offline=offline)
+    return run
+
+
+def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: Path, *, basemap: str = "osm",
+                           offline: bool = False) -> Path:
+    """Write a scenario run: summary, tables (CSV/XLSX), one GeoPackage, maps, the scenario itself.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`run_scenario`.
+    scenario
+        The scenario.
+    out
+        Output folder (written atomically).
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+
+    Returns
+    -------
+    out
+        The folder.
+    """
+    from .exports import write_geopackage, write_tables
+    from .maps import render_coverage_map, render_static_map, save_map
+
+    with output_dir(out) as tmp:
+        write_geopackage(run, tmp / f"{scenario.name}.gpkg")
+        write_tables(run.summary, tmp)
+        save_map(render_coverage_map(run, title=scenario.title, basemap=basemap, offline=offline), tmp / "map.html")
+        render_static_map(run, str(tmp / "map.png"), title=scenario.title)
+        write_json(scenario.to_dict(), tmp / "scenario.json")
+        write_json(run.summary, tmp / "summary.json")
+    return out
+
+
+# ----------------------------------------------------------------------------------------- comparing
+
+
+def compare_runs(a: CoverageRun, b: CoverageRun) -> tuple[dict[str, Any], gpd.GeoDataFrame]:
+    """Compare two runs on the same cells.
+
+    Parameters
+    ----------
+    a, b
+        Baseline and what-if runs of scenarios with the same population input
+        and study area.
+
+    Returns
+    -------
+    comparison, cells
+        Figures (coverage change per threshold, district and tier; population
+        newly covered and newly lost; cells whose nearest institution changed;
+        added/removed institutions), and the cells with ``change``:
+        ``gained``, ``lost``, ``nearest_changed`` or ``same``.
+
+    Raises
+    ------
+    InvalidValueError
+        If the runs are not on the same cells.
+    """
+    ca, cb = a.cells, b.cells
+    if len(ca) != len(cb) or not ca.index.equals(cb.index) or not np.allclose(ca["population"], cb["population"]):
+        msg = ("the two scenarios are not on the same demand cells (different population input, cell size or network "
+               "extent); fix: compare scenarios that share [inputs] population/network and analysis.cell_size_m")
+        raise InvalidValueError(msg)
+    tmax = max(a.summary["max_minutes"], b.summary["max_minutes"])
+    ta = np.nan_to_num(ca["travel_time_min"].to_numpy(dtype=float), nan=np.inf)
+    tb = np.nan_to_num(cb["travel_time_min"].to_numpy(dtype=float), nan=np.inf)
+    pop = ca["population"].to_numpy(dtype=float)
+    gained, lost = (ta > tmax) & (tb <= tmax), (ta <= tmax) & (tb > tmax)
+    changed = (ca["facility_id"].astype(str).to_numpy() != cb["facility_id"].astype(str).to_numpy())
+    change = np.where(gained, "gained", np.where(lost, "lost", np.where(changed, "nearest_changed", "same")))
+    cells = cb[["population", "geometry"]].copy()
+    cells["district"] = ca["district"] if "district" in ca else None
+    cells["time_a_min"], cells["time_b_min"] = ca["travel_time_min"], cb["travel_time_min"]
+    cells["facility_a"], cells["facility_b"] = ca["facility_id"], cb["facility_id"]
+    cells["change"] = change
+
+    def diff_rows(rows_a: list[dict], rows_b: list[dict], key: str) -> list[dict[str, Any]]:
+        ib = {r[key]: r for r in rows_b}
+        out = []
+        for r in rows_a:
+            o = ib.get(r[key], {})
+            out.append({key: r[key], "coverage_pct_a": r["coverage_pct"], "coverage_pct_b": o.get("coverage_pct"),
+                        "change_pp": None if o.get("coverage_pct") is None else round(o["coverage_pct"] - r["coverage_pct"], 2),
+                        "population_covered_a": r["population_covered"], "population_covered_b": o.get("population_covered")})
+        return out
+
+    ia, ib = set(a.institutions.index), set(b.institutions.index)
+    tier_changed = [fid for fid in sorted(ia & ib) if a.institutions.at[fid, "tier"] != b.institutions.at[fid, "tier"]]
+    comp = {
+        "a": a.summary.get("scenario", {}).get("name"), "b": b.summary.get("scenario", {}).get("name"),
+        "max_minutes": tmax,
+        "population_total": a.summary["population_total"],
+        "coverage_pct_a": a.summary["coverage_pct"], "coverage_pct_b": b.summary["coverage_pct"],
+        "change_pp": round(b.summary["coverage_pct"] - a.summary["coverage_pct"], 2),
+        "population_newly_covered": round(float(pop[gained].sum()), 1),
+        "population_newly_lost": round(float(pop[lost].sum()), 1),
+        "cells_gained": int(gained.sum()), "cells_lost": int(lost.sum()),
+        "cells_nearest_changed": int(changed.sum()),
+        "population_nearest_changed": round(float(pop[changed].sum()), 1),
+        "thresholds": diff_rows(a.summary["thresholds"], b.summary["thresholds"], "minutes"),
+        "by_district": diff_rows(a.summary["by_district"], b.summary["by_district"], "district"),
+        "by_tier": [{"tier": t, "coverage_pct_a": a.summary["by_tier"][t]["coverage_pct"],
+                     "coverage_pct_b": b.summary["by_tier"][t]["coverage_pct"],
+                     "change_pp": round(b.summary["by_tier"][t]["coverage_pct"] - a.summary["by_tier"][t]["coverage_pct"], 2)}
+                    for t in settings.TIERS],
+        "institutions_added": [{"facility_id": f, "name": str(b.institutions.at[f, "name"]), "tier": b.institutions.at[f, "tier"]}
+                               for f in sorted(ib - ia)],
+        "institutions_removed": [{"facility_id": f, "name": str(a.institutions.at[f, "name"]), "tier": a.institutions.at[f, "tier"]}
+                                 for f in sorted(ia - ib)],
+        "institutions_tier_changed": [{"facility_id": f, "tier_a": a.institutions.at[f, "tier"], "tier_b": b.institutions.at[f, "tier"]}
+                                      for f in tier_changed],
+    }
+    return comp, cells
+
+
+def compare_scenarios(
+    a: Scenario | str | os.PathLike[str],
+    b: Scenario | str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    out_root: str | os.PathLike[str] | None = "outputs",
+    progress: bool = False,
+    basemap: str = "osm",
+    offline: bool = False,
+) -> dict[str, Any]:
+    """Run two scenarios (cached) and write their differences.
+
+    Parameters
+    ----------
+    a, b
+        Baseline and what-if (objects or TOML paths).
+    out
+        Folder for ``compare.json``, ``compare_cells.gpkg``, ``compare_*.csv``,
+        ``compare_map.html`` (the differences) and ``side_by_side.html``
+        (both runs' maps); ``<out_root>/compare-<a>-vs-<b>/`` by default.
+    out_root
+        Where the two runs' own outputs and the cache go.
+    progress
+        Show progress bars.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+
+    Returns
+    -------
+    comparison
+        The figures written to ``compare.json``.
+    """
+    sa = a if isinstance(a, Scenario) else load_scenario(a)
+    sb = b if isinstance(b, Scenario) else load_scenario(b)
+    ra = run_scenario(sa, out_root=out_root, progress=progress, basemap=basemap, offline=offline)
+    rb = run_scenario(sb, out_root=out_root, progress=progress, basemap=basemap, offline=offline)
+    comp, cells = compare_runs(ra, rb)
+    folder = Path(out) if out is not None else Path(out_root or ".") / f"compare-{sa.name}-vs-{sb.name}"
+    from .maps import render_compare_map, render_coverage_map, save_map, side_by_side_html
+
+    title = f"{sa.title or sa.name} → {sb.title or sb.name}"
+    with output_dir(folder) as tmp:
+        write_json(comp, tmp / "compare.json")
+        cells.reset_index().to_file(tmp / "compare_cells.gpkg", layer="cells", driver="GPKG")
+        pd.DataFrame(comp["by_district"]).to_csv(tmp / "compare_by_district.csv", index=False, encoding="utf-8-sig")
+        pd.DataFrame(comp["by_tier"]).to_csv(tmp / "compare_by_tier.csv", index=False, encoding="utf-8-sig")
+        save_map(render_compare_map(ra, rb, cells, comp, title=title, basemap=basemap, offline=offline),
+                 tmp / "compare_map.html")
+        save_map(render_coverage_map(ra, title=sa.title or sa.name, basemap=basemap, offline=offline), tmp / "map_a.html")
+        save_map(render_coverage_map(rb, title=sb.title or sb.name, basemap=basemap, offline=offline), tmp / "map_b.html")
+        (tmp / "side_by_side.html").write_text(side_by_side_html(
+            "map_a.html", "map_b.html", title=title, left_label=f"A: {sa.title or sa.name}",
+            right_label=f"B: {sb.title or sb.name}"), encoding="utf-8")
+    return comp

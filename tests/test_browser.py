@@ -1,0 +1,281 @@
+"""Exported maps in a real browser: headless Chromium, with every network request blocked.
+
+Playwright rather than Selenium: it drives Debian's ``chromium`` binary directly
+(``executable_path``), with no chromedriver whose version must match the browser,
+and it reports every request and console message, which is what proves that an
+offline map loads nothing from the network and raises no error. ``playwright
+install`` (which downloads its own browsers) is never needed.
+
+Each map of a small real case (Optics Valley, Wuhan) is opened from ``file://``.
+Requests to anything else are intercepted: basemap tiles are answered with a
+blank local tile, everything else is aborted and fails the test. Screenshots go
+to ``outputs/screenshots/``.
+
+Without Chromium or Playwright the tests are skipped, except on CI (``CI`` set),
+where they fail.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+import pytest
+
+from planner import datasets, maps
+from planner.datum import wgs84_to_gcj02
+from planner.pipeline import run_coverage, write_coverage_outputs
+
+DATA = Path(__file__).parent / "data"
+SCREENSHOTS = Path(__file__).parents[1] / "outputs" / "screenshots"
+KNOWN_ID = "3"  # 东湖高新区人民医院, tests/data/guanggu_institutions.csv row 3 (WGS-84)
+EVIL = "<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>`${window.__pwned=3}`\\u"
+FAKE_TIANDITU_KEY = "0123456789abcdef0123456789abcdef"
+TILE_HOSTS = {  # hosts each basemap may request tiles from (answered locally, never sent)
+    "none": (),
+    "osm": ("tile.openstreetmap.org",),
+    "amap": ("is.autonavi.com",),
+    "tianditu": ("tianditu.gov.cn",),
+}
+VIEWPORT = {"width": 1280, "height": 860}
+
+
+def _unavailable(why: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{why} (required on CI)")
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("playwright is not installed: pip install playwright")
+    exe = os.environ.get("PLANNER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        _unavailable("Chromium is not installed: apt-get install chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu",
+                                                         "--host-resolver-rules=MAP * ~NOTFOUND"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory) -> dict:
+    """Export the Optics Valley case, one institution renamed to markup, on every basemap (offline)."""
+    tmp = tmp_path_factory.mktemp("browser")
+    inst = pd.read_csv(DATA / "guanggu_institutions.csv", dtype=str)
+    inst.loc[0, "name"] = EVIL + inst.loc[0, "name"]
+    inst.to_csv(tmp / "inst.csv", index=False)
+    run = run_coverage(datasets.get_path("guanggu_osm"), tmp / "inst.csv", datasets.get_path("wuhan_population"),
+                       boundaries=datasets.get_path("wuhan_districts"), with_isochrones=True,
+                       population_label="persons aged 20+ (WorldPop)")
+    paths = {"none": write_coverage_outputs(run, tmp / "none", title="光谷 Optics Valley", basemap="none",
+                                            offline=True) / "map.html"}
+    saved = os.environ.get(maps.TIANDITU_KEY_ENV)
+    os.environ[maps.TIANDITU_KEY_ENV] = FAKE_TIANDITU_KEY
+    try:
+        for bm in ("osm", "amap", "tianditu"):
+            paths[bm] = tmp / f"{bm}.html"
+            maps.save_map(maps.render_coverage_map(run, title="光谷 Optics Valley", basemap=bm, offline=True), paths[bm])
+    finally:
+        if saved is None:
+            del os.environ[maps.TIANDITU_KEY_ENV]
+        else:
+            os.environ[maps.TIANDITU_KEY_ENV] = saved
+    truth = pd.read_csv(DATA / "guanggu_institutions.csv").iloc[int(KNOWN_ID) - 1]
+    return {"run": run, "paths": paths, "lonlat": (float(truth["lon"]), float(truth["lat"]))}
+
+
+def _blank_tile() -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), (236, 236, 232)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class Page:
+    """A map opened in Chromium, with its requests and errors recorded."""
+
+    def __init__(self, browser, path: Path, basemap: str) -> None:
+        self.context = browser.new_context(viewport=VIEWPORT)
+        self.page = self.context.new_page()
+        self.tiles: list[str] = []
+        self.blocked: list[str] = []
+        self.errors: list[str] = []
+        tile = _blank_tile()
+
+        def route(r):
+            url = r.request.url
+            host = urlparse(url).hostname or ""
+            if url.startswith(("file:", "data:", "about:")):
+                r.continue_()
+            elif any(host.endswith(h) for h in TILE_HOSTS[basemap]):
+                self.tiles.append(url)
+                r.fulfill(status=200, content_type="image/png", body=tile)
+            else:
+                self.blocked.append(url)
+                r.abort()
+
+        self.context.route("**/*", route)
+        self.page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
+        self.page.goto(path.as_uri())
+        self.page.wait_for_function("window.plannerMap !== undefined")
+        self.page.wait_for_timeout(300)  # let the tiles and tooltips settle
+
+    def js(self, script: str, arg=None):
+        return self.page.evaluate(script, arg)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def pages(browser, case):
+    opened = {bm: Page(browser, path, bm) for bm, path in case["paths"].items()}
+    yield opened
+    for p in opened.values():
+        p.close()
+
+
+EXPECTED_LAYERS = [
+    "出行时间 Travel time (walk)", "区县 Districts", "等时圈 Isochrones 15 min", "等时圈 Isochrones 10 min",
+    "等时圈 Isochrones 5 min", "三级医院 tertiary (1)", "二级医院 secondary (1)", "基层医疗卫生机构 primary (1)",
+    "社区卫生服务站/村卫生室/诊所 station (1)",
+]
+
+
+@pytest.mark.parametrize("basemap", ["none", "osm", "amap", "tianditu"])
+def test_offline_map_renders(pages, case, basemap):
+    p = pages[basemap]
+    assert p.errors == [], p.errors
+    assert p.blocked == [], f"the offline map requested {p.blocked}"
+    if basemap == "none":
+        assert p.tiles == []
+    else:
+        assert p.tiles, "the basemap requested no tiles"
+    page = p.page
+    assert page.locator("#planner-legend").is_visible()
+    legend = page.locator("#planner-legend").inner_text()
+    for fragment in ("出行时间 Travel time", "机构 Institutions", "OpenStreetMap", "WorldPop", "15-minute coverage"):
+        assert fragment in legend, fragment
+    if basemap in ("amap", "tianditu"):
+        assert "审图号" in legend and "审图号" in page.locator(".leaflet-control-attribution").inner_text()
+    labels = [t.strip() for t in page.locator(".leaflet-control-layers-overlays label").all_inner_texts()]
+    assert labels == EXPECTED_LAYERS
+    assert page.locator(".leaflet-control-scale-line").is_visible()
+    assert page.locator(".planner-fullscreen a").is_visible()
+    assert page.locator("path.planner-cells").count() >= 3  # 0-5, 5-10, 10-15 min bands at least
+    assert page.locator("path.planner-districts").count() == 2
+    assert page.locator("path.planner-isochrones").count() == 1  # only the 15-min layer is on at start
+    assert page.locator("path.planner-institution").count() == len(case["run"].institutions)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"guanggu_{basemap}_offline.png"))
+
+
+_MEASURE = """([id, lat, lon, zoom]) => {
+  // centre the map on the expected position and compare the marker's rendered SVG circle with it
+  const map = window.plannerMap;
+  map.setView([lat, lon], zoom, {animate: false});
+  let marker = null;
+  map.eachLayer(l => { if (l instanceof L.CircleMarker && l.feature && l.feature.id === id) marker = l; });
+  const box = marker._path.getBoundingClientRect();
+  const frame = map.getContainer().getBoundingClientRect();
+  const drawn = L.point(box.left + box.width / 2 - frame.left, box.top + box.height / 2 - frame.top);
+  const expected = map.latLngToContainerPoint([lat, lon]);  // Leaflet rounds this to whole pixels
+  const exact = map.project([lat, lon]).subtract(map.getPixelOrigin()).add(map._getMapPanePos());
+  const c = map.getSize().divideBy(2);
+  const metresPerPixel = map.distance(map.containerPointToLatLng(c), map.containerPointToLatLng(c.add([1, 0])));
+  const px = drawn.distanceTo(expected);
+  return {px: px, m: px * metresPerPixel, exact_m: drawn.distanceTo(exact) * metresPerPixel,
+          metres_per_px: metresPerPixel, zoom: map.getZoom()};
+}"""
+
+
+def test_marker_alignment_on_amap(pages, case):
+    """A known institution's marker lies where its GCJ-02 position falls on the Amap projection.
+
+    The expected screen position is Leaflet's ``latLngToContainerPoint`` of the
+    institution's input WGS-84 coordinate moved to GCJ-02 here (independently of
+    planner.maps); the pixel error is converted to metres at each zoom. Leaflet
+    rounds ``latLngToContainerPoint`` to whole pixels, so up to 0.7 px of that
+    error is rounding (1.5 m at zoom 16); ``exact_m`` compares with the unrounded
+    projection instead (Leaflet draws markers on whole pixels, so it resolves to
+    one screen pixel: 0.5 m at zoom 18).
+    """
+    lon, lat = case["lonlat"]  # WGS-84, from the input file
+    g_lon, g_lat = (float(v) for v in wgs84_to_gcj02(lon, lat))
+    results = {}
+    for zoom in (16, 17, 18):
+        r = pages["amap"].js(_MEASURE, [KNOWN_ID, g_lat, g_lon, zoom])
+        assert r["zoom"] == zoom
+        assert r["m"] < 5.0 and r["exact_m"] < 1.0, r
+        results[f"zoom {zoom}"] = {k: round(v, 3) for k, v in r.items()}
+    # the same marker drawn without the shift (the osm map) is far off, so this test can fail
+    unshifted = pages["osm"].js(_MEASURE, [KNOWN_ID, g_lat, g_lon, 15])
+    assert unshifted["m"] > 100.0, unshifted
+    results["unshifted, zoom 15"] = {k: round(v, 3) for k, v in unshifted.items()}
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "amap_alignment.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+
+
+def test_every_overlay_shifted_on_amap(pages):
+    """Every vertex drawn on Amap is the WGS-84 vertex moved to GCJ-02: cells, districts, isochrones, markers."""
+    script = """() => {
+      const out = {};
+      window.plannerMap.eachLayer(l => {
+        if (!l.feature) return;
+        let v = l.getLatLng ? l.getLatLng() : l.getLatLngs();
+        while (Array.isArray(v)) v = v[0];  // first vertex of a polygon
+        out[l.options.className + " " + l.feature.id] = [v.lat, v.lng];
+      });
+      return out;
+    }"""
+    plain, shifted = pages["none"].js(script), pages["amap"].js(script)
+    assert set(plain) == set(shifted)
+    assert {k.split()[0] for k in plain} == {"planner-cells", "planner-districts", "planner-isochrones", "planner-institution"}
+    for key, (lat, lon) in plain.items():
+        g_lon, g_lat = (float(v) for v in wgs84_to_gcj02(lon, lat))
+        assert shifted[key] == pytest.approx([g_lat, g_lon], abs=2e-5), key  # within ~2 m (both rounded to 1e-5 deg)
+
+
+def test_names_render_as_text(pages):
+    """A name full of markup and script shows as text in the tooltip, and nothing runs."""
+    page = pages["none"].page
+    centre = page.evaluate("""() => {
+      const map = window.plannerMap;
+      let marker = null;
+      map.eachLayer(l => { if (l.feature && l.feature.id === "1" && l.getLatLng) marker = l; });
+      const box = marker._path.getBoundingClientRect();
+      return [box.left + box.width / 2, box.top + box.height / 2];
+    }""")
+    page.mouse.move(*centre)  # hover as a person would
+    tooltip = page.locator(".leaflet-tooltip")
+    tooltip.wait_for(state="visible")
+    text = tooltip.inner_text()
+    assert '<img src=x onerror="window.__pwned=1">' in text and "<script>window.__pwned=2</script>" in text
+    assert "${window.__pwned=3}" in text and "\\u" in text and "关东街社区卫生服务中心" in text
+    assert "距道路 Distance to road" in text and " m" in text  # tooltips carry units
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator(".leaflet-tooltip img, .leaflet-tooltip script").count() == 0
+    assert pages["none"].errors == [] and pages["none"].blocked == []
+
+
+def test_fullscreen_button(pages):
+    """The home-made full-screen control (no plugin needed) puts the map, legend included, full screen."""
+    page = pages["tianditu"].page
+    page.click(".planner-fullscreen a")
+    page.wait_for_function("document.fullscreenElement === window.plannerMap.getContainer()", timeout=5000)
+    assert page.locator("#planner-legend").is_visible()
+    page.click(".planner-fullscreen a")
+    page.wait_for_function("document.fullscreenElement === null", timeout=5000)
+    assert pages["tianditu"].errors == []
