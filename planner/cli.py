@@ -220,6 +220,71 @@ def compare(
     typer.echo(f"wrote {folder}/ (compare.json, compare_map.html, side_by_side.html, compare_*.csv)")
 
 
+class Objective(str, Enum):
+    """Siting objectives."""
+
+    coverage = "coverage"
+    mean_time = "mean-time"
+
+
+@app.command()
+def site(
+    network: Annotated[Path, typer.Option("--network", help="Road network (as for coverage).")],
+    institutions: Annotated[Path, typer.Option("--institutions", help="Existing institutions (kept open).")],
+    population: Annotated[Path, typer.Option("--population", help="Population raster or table.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (sites.csv, sites.gpkg, summary.json, map.html).")],
+    candidates: Annotated[str, typer.Option("--candidates", help="'nodes' (road nodes every --candidate-spacing m), "
+                                            "'institutions:<tier>' (e.g. institutions:primary to upgrade), or a file.")] = "nodes",
+    new_sites: Annotated[Optional[int], typer.Option("--new-sites", help="K new sites to open.")] = None,
+    target_pct: Annotated[Optional[float], typer.Option("--target-pct", help="Instead of K: fewest sites to cover P% of people.")] = None,
+    objective: Annotated[Objective, typer.Option("--objective", help="coverage (within --minutes) or mean-time (p-median).")] = Objective.coverage,
+    minutes: Annotated[float, typer.Option("--minutes", help="Service threshold in minutes.")] = 15.0,
+    boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons.")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.walk,
+    speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h.")] = None,
+    coords: Annotated[Coords, typer.Option("--coords", help="Datum of table coordinates.")] = Coords.wgs84,
+    max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance to a road, metres.")] = None,
+    cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = 500.0,
+    service_tiers: Annotated[Optional[list[str]], typer.Option("--service-tier", help="Tier of existing institutions that "
+                                                              "provide the service; repeat (default: all).")] = None,
+    candidate_spacing: Annotated[float, typer.Option("--candidate-spacing", help="Spacing of node candidates, metres.")] = 500.0,
+    min_spacing: Annotated[float, typer.Option("--min-spacing", help="Drop candidates closer than this to an existing site, metres.")] = 0.0,
+    district: Annotated[Optional[list[str]], typer.Option("--district", help="Only candidates in this district; repeat.")] = None,
+    capacity_col: Annotated[Optional[str], typer.Option("--capacity-col", help="Capacity column (persons): capacitated model.")] = None,
+    new_site_capacity: Annotated[Optional[float], typer.Option("--new-site-capacity", help="Capacity of candidates without one.")] = None,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time limit per solve, seconds.")] = 300.0,
+    population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
+    title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
+    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
+) -> None:
+    """Suggest new branch sites (分支机构): K sites covering the most people, or the fewest reaching P%."""
+    from .maps import get_basemap
+    from .pipeline import run_siting, write_siting_outputs
+
+    with _guarded(out, quiet):
+        get_basemap(basemap.value)
+        run = run_siting(
+            network, institutions, population, candidates=candidates, n_sites=new_sites, target_pct=target_pct,
+            objective=objective.value, max_minutes=minutes, boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
+            coords=coords.value, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
+            service_tiers=tuple(service_tiers) if service_tiers else None, candidate_spacing_m=candidate_spacing,
+            min_spacing_m=min_spacing, candidate_districts=tuple(district) if district else None,
+            capacity_column=capacity_col, new_site_capacity=new_site_capacity, time_limit_s=time_limit,
+            population_label=population_label, progress=not quiet,
+        )
+        write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline)
+    s = run.summary
+    typer.echo(f"{s['model']} ({s['solver_status']}, gap {s['mip_gap']:.2g}, {s['solve_s']:.1f} s): {s['new_sites']} new sites; "
+               f"{s['max_minutes']:g}-minute {s['mode']} coverage {s['coverage_pct_before']:.2f}% → {s['coverage_pct_after']:.2f}% "
+               f"of {s['population_total']:,.0f} {s['population_unit']}")
+    for row in s["sites"][:10]:
+        typer.echo(f"  #{row['rank']} {row['name']} ({row['lon']:.5f}, {row['lat']:.5f}): +{row['added_population']:,.0f}, "
+                   f"cumulative {row['cumulative_pct']:.2f}%")
+    typer.echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
+
+
 def main() -> None:
     """Entry point of the ``planner`` console script."""
     app()

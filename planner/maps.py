@@ -1166,6 +1166,58 @@ def render_compare_map(
     return m
 
 
+SITING_CLASSES: dict[str, tuple[str, str]] = {  # value of siting cells' ``change`` -> (colour, label)
+    "newly_covered": ("#1a9850", "新增覆盖 newly covered by the proposed sites"),
+    "covered": ("#a6d96a", "已覆盖 already covered"),
+    "gap": (GAP_COLOUR, "仍未覆盖 still beyond the threshold"),
+    "unreachable": (UNREACHABLE_COLOUR, "不可达 unreachable"),
+}
+
+
+def render_siting_map(run: Any, *, title: str | None = None, basemap: str = "osm", offline: bool = False) -> folium.Map:
+    """Draw a branch-siting run: proposed sites, their isochrones and the newly covered cells.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_siting`.
+    title
+        Title of the legend and the page.
+    basemap, offline
+        As in :func:`new_map`.
+
+    Returns
+    -------
+    m
+        The map.
+    """
+    s = run.summary
+    unit = s.get("population_unit")
+    tmax = s["max_minutes"]
+    m = new_map(run.cells.total_bounds, basemap=basemap, offline=offline, title=title or "分支机构选址 branch siting",
+                population_unit=unit)
+    add_cell_classes(m, run.cells, column="change", classes=SITING_CLASSES, name=f"{tmax:g}分钟覆盖 coverage")
+    if run.case.districts is not None:
+        add_districts(m, run.case.districts, max_minutes=tmax)
+    if len(run.isochrones):
+        add_isochrones(m, run.isochrones, minutes=[tmax], shown=tmax)
+    add_institutions(m, run.existing, name_prefix="现有 existing: ")
+    if len(run.sites):
+        proposed = run.sites.copy()
+        proposed["name"] = [f"#{int(r['rank'])} {r['name']} (+{r['added_population']:,.0f} 人 persons)"
+                            for _, r in proposed.iterrows()]
+        add_institutions(m, proposed, name_prefix="拟建 proposed: ")
+    add_layer_control(m)
+    head = LegendSection(
+        f"{tmax:g}分钟覆盖率 coverage: {s['coverage_pct_before']:.1f}% → {s['coverage_pct_after']:.1f}%",
+        lines=(f"新增 {s['new_sites']} 处分支机构 new sites ({s['model']}, {s['solver_status']})",
+               f"新增覆盖 newly covered: {s['population_covered_after'] - s['population_covered_before']:,.0f} {unit or ''}"),
+    )
+    change = LegendSection("覆盖变化 coverage", entries=tuple(LegendEntry(label, colour) for colour, label in SITING_CLASSES.values()))
+    add_legend(m, [head, change, outline_legend(isochrones=bool(len(run.isochrones))), tier_legend()], title=title)
+    return m
+
+
 def side_by_side_html(left: str, right: str, *, title: str, left_label: str, right_label: str) -> str:
     """A page showing two saved maps side by side (each in a frame), for what-if comparisons.
 
