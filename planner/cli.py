@@ -285,6 +285,34 @@ def site(
     typer.echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
 
 
+@app.command()
+def batch(
+    batch_file: Annotated[Path, typer.Argument(help="Batch file (TOML): [defaults] and one [[case]] per run.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder receiving <case name>/ and batch_summary.json.")],
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of an existing dask scheduler "
+                                                     "(default: a LocalCluster on this machine).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Workers of the LocalCluster (default: one per CPU).")] = None,
+    retries: Annotated[int, typer.Option("--retries", help="Retries of a case whose worker failed.")] = 2,
+    serial: Annotated[bool, typer.Option("--serial", help="Run the cases one by one in this process (no dask).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
+) -> None:
+    """Run many coverage cases (districts, counties, what-ifs) on dask.distributed; results equal serial runs."""
+    from .batch import run_batch
+
+    with _guarded(None, quiet):
+        result = run_batch(batch_file, out, scheduler=scheduler, n_workers=workers, retries=retries, serial=serial,
+                           progress=not quiet)
+    for case in result.cases:
+        if case.status == "ok":
+            typer.echo(f"  {case.name}: {case.coverage_pct:.1f}% within {case.max_minutes:g} min "
+                       f"({case.attempts} attempt{'s' if case.attempts > 1 else ''}, {case.seconds:.1f} s)")
+        else:
+            typer.echo(f"  {case.name}: FAILED after {case.attempts} attempt(s): {case.error}", err=True)
+    typer.echo(f"{result.n_ok} of {len(result.cases)} cases done; wrote {result.summary_path}")
+    if result.n_failed:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point of the ``planner`` console script."""
     app()

@@ -277,7 +277,7 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
         parent = _load((path.parent / base), seen=(*seen, path))
 
     name = _typed(ctx, data, "name", str, required=True)
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.match(name) or name.startswith("."):  # '..' or '.x' would leave or hide in the outputs folder
         raise ctx.fail("name", f"'{name}' is not usable as a folder name", "use letters, digits, '-', '_' or '.'")
 
     raw_in = _table(ctx, data, "inputs")

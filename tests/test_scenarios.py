@@ -70,6 +70,7 @@ def test_shipped_scenarios_load():
     (BASE.replace("gg-base", "a") + '[[edits.change_tier]]\nid = "1"\ntier = "huge"\n', r"line \d+: 'edits\.change_tier\[1\]\.tier' 'huge' is not a tier"),
     (BASE.replace("gg-base", "a") + "[[edits.close_roads]]\n", r"closes nothing"),
     ('name = "a b/c"\n', r"is not usable as a folder name"),
+    ('name = ".."\n', r"is not usable as a folder name"),
     ('name = "a"\nextends = "a.toml"\n', r"'extends' forms a loop"),
 ])
 def test_invalid_scenarios(tmp_path, body, match):
