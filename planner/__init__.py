@@ -12,6 +12,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import (  # noqa: E402
+    accessibility,
+    assignment,
     candidates,
     coverage,
     datasets,
@@ -34,6 +36,8 @@ from ._errors import PlannerError  # noqa: E402
 __all__ = [
     "PlannerError",
     "__version__",
+    "accessibility",
+    "assignment",
     "candidates",
     "coverage",
     "datasets",

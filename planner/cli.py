@@ -285,6 +285,69 @@ def site(
     typer.echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
 
 
+class Contiguity(str, Enum):
+    """Which touching cells count as neighbours."""
+
+    queen = "queen"
+    rook = "rook"
+
+
+@app.command()
+def grid(
+    network: Annotated[Path, typer.Option("--network", help="Road network (as for coverage).")],
+    institutions: Annotated[Path, typer.Option("--institutions", help="Institutions (leads and members).")],
+    population: Annotated[Path, typer.Option("--population", help="Population raster or table.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (grids.gpkg, assignment.csv, summary.json, map.html).")],
+    leads: Annotated[Optional[Path], typer.Option("--leads", help="Lead hospitals file (default: institutions of --lead-tier).")] = None,
+    lead_tier: Annotated[Optional[list[str]], typer.Option("--lead-tier", help="Tier leading a grid when --leads is not given; "
+                                                          "repeat (default: tertiary).")] = None,
+    capacity_col: Annotated[Optional[str], typer.Option("--capacity-col", help="Capacity column of the leads (beds, staff); "
+                                                        "default: equal shares.")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Each lead's load within ± this share of its capacity share.")] = 0.2,
+    fixed: Annotated[Optional[Path], typer.Option("--fixed", help="Table of fixed assignments: columns district (or cell_id) and lead.")] = None,
+    contiguity: Annotated[Contiguity, typer.Option("--contiguity", help="Neighbouring cells: queen (corners too) or rook.")] = Contiguity.queen,
+    boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons.")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.drive,
+    speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h.")] = None,
+    coords: Annotated[Coords, typer.Option("--coords", help="Datum of table coordinates.")] = Coords.wgs84,
+    max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance to a road, metres.")] = None,
+    cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = 1000.0,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time limit, seconds.")] = 60.0,
+    population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
+    title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
+    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
+) -> None:
+    """Divide the city into consortium grids (网格化布局): balanced, contiguous, one per lead hospital."""
+    from .maps import get_basemap
+    from .pipeline import run_grids, write_grid_outputs
+
+    with _guarded(out, quiet):
+        get_basemap(basemap.value)
+        run = run_grids(
+            network, institutions, population, leads=leads, lead_tiers=tuple(lead_tier) if lead_tier else ("tertiary",),
+            boundaries=boundaries, mode=mode.value, speed_kph=speed_kph, coords=coords.value, max_snap_m=max_snap_m,
+            cell_size_m=cell_size_m, capacity_column=capacity_col, tolerance=tolerance, fixed=fixed,
+            contiguity=contiguity.value, time_limit_s=time_limit, population_label=population_label,
+        )
+        write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline)
+    s = run.summary
+    c = s["comparison"]
+    lo, hi = s["load_ratio_range"]
+    blo, bhi = s["baseline_load_ratio_range"]
+    typer.echo(f"{s['n_grids']} grids ({s['solver_status']}, gap {s['gap']:.2%}, {s['solve_s']:.0f} s), {s['mode']}, "
+               f"loads within ±{s['tolerance']:.0%} of {s['capacity_basis']}")
+    typer.echo(f"  load ratio {lo:.2f}-{hi:.2f} (nearest lead: {blo:.2f}-{bhi:.2f}); mean travel time "
+               f"{c['mean_travel_time_s'] / 60:.1f} min (nearest lead: {c['baseline_mean_travel_time_s'] / 60:.1f} min); "
+               f"{c['population_moved']:,.0f} {s['population_unit']} ({c['population_moved_pct']:.1f}%) moved")
+    if s["population_unassigned"]:
+        typer.echo(f"  {s['cells_unassigned']} cells ({s['population_unassigned']:,.0f}) reach no lead: see assignment.csv")
+    if s["leads_excluded"]:
+        typer.echo(f"  {len(s['leads_excluded'])} leads left out (not on the network of the study area): see summary.json")
+    typer.echo(f"wrote {out}/grids.gpkg, assignment.csv, grids.csv, summary.json, map.html")
+
+
 @app.command()
 def batch(
     batch_file: Annotated[Path, typer.Argument(help="Batch file (TOML): [defaults] and one [[case]] per run.")],

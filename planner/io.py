@@ -13,6 +13,7 @@ reading.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import logging
 import os
@@ -94,6 +95,16 @@ def check_input(path: str | os.PathLike[str], *, what: str, suffixes: tuple[str,
     return p
 
 
+def _sniff_separator(path: Path, encoding: str) -> str:
+    """Separator of a delimited text file: comma, semicolon, tab or pipe (comma when unclear, e.g. one column)."""
+    with path.open(encoding=encoding, newline="") as f:
+        sample = f.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
 def read_table(path: str | os.PathLike[str], *, what: str) -> pd.DataFrame:
     """Read a CSV or Excel table, or a vector layer, without modifying it.
 
@@ -127,11 +138,11 @@ def read_table(path: str | os.PathLike[str], *, what: str) -> pd.DataFrame:
         if sfx in (".xlsx", ".xls"):
             df = pd.read_excel(p)
         else:
-            sep = "\t" if sfx == ".tsv" else None
             df = None
             for enc in _CSV_ENCODINGS:
                 try:
-                    df = pd.read_csv(p, sep=sep, engine="python", encoding=enc)
+                    sep = "\t" if sfx == ".tsv" else _sniff_separator(p, enc)
+                    df = pd.read_csv(p, sep=sep, encoding=enc)
                     break
                 except UnicodeDecodeError:
                     continue

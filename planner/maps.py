@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import folium
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import shapely
 from branca.element import MacroElement, Template
@@ -1215,6 +1216,155 @@ def render_siting_map(run: Any, *, title: str | None = None, basemap: str = "osm
     )
     change = LegendSection("覆盖变化 coverage", entries=tuple(LegendEntry(label, colour) for colour, label in SITING_CLASSES.values()))
     add_legend(m, [head, change, outline_legend(isochrones=bool(len(run.isochrones))), tier_legend()], title=title)
+    return m
+
+
+GRID_PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
+                "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f")  # ColorBrewer Set3: qualitative, light enough for markers
+BASELINE_COLOUR = "#54278f"  # nearest-lead zone outlines
+MOVED_COLOUR = "#e7298a"  # cells whose lead differs from the nearest one
+
+
+def grid_colours(grids: gpd.GeoDataFrame, palette: Sequence[str] = GRID_PALETTE) -> dict[Any, str]:
+    """Give neighbouring grids different colours (greedy graph colouring of touching grids).
+
+    Parameters
+    ----------
+    grids
+        Grid polygons, one row per lead.
+    palette
+        Colours to cycle through.
+
+    Returns
+    -------
+    colours
+        Index value -> hex colour.
+    """
+    geoms = grids.geometry.to_numpy()
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    G = nx.Graph()
+    G.add_nodes_from(range(len(geoms)))
+    G.add_edges_from((int(i), int(j)) for i, j in zip(a, b, strict=True) if i < j)
+    colour = nx.greedy_color(G, strategy="largest_first")
+    return {grids.index[i]: palette[c % len(palette)] for i, c in colour.items()}
+
+
+def add_grids(
+    m: folium.Map,
+    grids: gpd.GeoDataFrame,
+    *,
+    name: str = "网格 Grids",
+    simplify_deg: float = 5e-5,
+) -> folium.GeoJson:
+    """Draw consortium grids, neighbours in different colours, with load and travel time in the tooltips.
+
+    Parameters
+    ----------
+    m
+        Map from :func:`new_map`.
+    grids
+        Grid polygons indexed by lead, with ``name``, ``population``,
+        ``load_ratio``, ``mean_travel_time_min``, ``p95_travel_time_min`` and
+        optionally ``members``.
+    name
+        Layer name (escaped).
+    simplify_deg
+        Simplification tolerance in degrees.
+
+    Returns
+    -------
+    layer
+        One GeoJSON feature per grid (feature id ``grid-<lead id>``).
+    """
+    colours = grid_colours(grids)
+    props = []
+    for fid, r in grids.iterrows():
+        props.append({
+            "name": esc(r.get("name", fid)),
+            "population": esc(f"{r['population']:,.0f} 人 persons"),
+            "load": esc(f"{r['load_ratio']:.2f} (目标 target {r.get('target_population', float('nan')):,.0f})"),
+            "time": esc(f"{r['mean_travel_time_min']:.1f} / {r['p95_travel_time_min']:.1f} 分钟 min"),
+            "members": esc(f"{int(r.get('members', 0))}"),
+            "colour": colours[fid],
+        })
+    geoms = shapely.simplify(_for_map(m, grids), simplify_deg)
+    layer = folium.GeoJson(
+        _feature_collection(geoms, props, ids=[f"grid-{fid}" for fid in grids.index]),
+        name=esc(name),
+        style_function=lambda f: {"fillColor": f["properties"]["colour"], "color": "#252525", "weight": 2,
+                                  "fillOpacity": 0.55, "className": "planner-grids"},
+        tooltip=folium.GeoJsonTooltip(
+            fields=["name", "population", "load", "time", "members"],
+            aliases=["牵头医院 Lead hospital", "网格人口 Population", "负荷比 Load ratio",
+                     "平均/95%出行时间 Mean/95th-pct time", "成员机构 Members"]),
+    )
+    layer.add_to(m)
+    return layer
+
+
+def render_grid_map(run: Any, *, title: str | None = None, basemap: str = "osm", offline: bool = False) -> folium.Map:
+    """Draw a consortium-grid run: grids, leads, members, nearest-lead zones and moved cells.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_grids`.
+    title
+        Title of the legend and the page.
+    basemap, offline
+        As in :func:`new_map`.
+
+    Returns
+    -------
+    m
+        The map.
+    """
+    s = run.summary
+    unit = s.get("population_unit")
+    m = new_map(run.cells.total_bounds, basemap=basemap, offline=offline, title=title or "医联体网格 consortium grids",
+                population_unit=unit)
+    add_grids(m, run.grids)
+    base = run.baseline_grids
+    if len(base):
+        gdf = gpd.GeoDataFrame(geometry=shapely.simplify(base.geometry.to_numpy(), 5e-5), crs=base.crs)
+        props = [{"label": esc(f"就近划分 nearest lead: {n} — {p:,.0f} 人 persons")}
+                 for n, p in zip(base["name"], base["population"], strict=True)]
+        folium.GeoJson(
+            _feature_collection(_for_map(m, gdf), props, ids=[f"nearest-{i}" for i in range(len(base))]),
+            name=esc("就近划分 Nearest-lead zones"), show=False,
+            style_function=lambda _f: {"fill": False, "color": BASELINE_COLOUR, "weight": 2, "dashArray": "4 4",
+                                       "className": "planner-nearest-zones"},
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        ).add_to(m)
+    moved = run.cells.assign(_moved=np.where(run.cells["moved"], "moved", ""))
+    add_cell_classes(m, moved, column="_moved", classes={"moved": (MOVED_COLOUR, "调整归属 moved from the nearest lead")},
+                     name="调整归属 Moved cells", show=False)
+    if run.case.districts is not None:
+        add_districts(m, run.case.districts)
+    leads = run.leads.copy()
+    leads["tier"] = leads["tier"].where(leads["tier"].isin(settings.TIERS), "tertiary")
+    add_institutions(m, leads, name_prefix="牵头 lead: ")
+    if len(run.members):
+        add_institutions(m, run.members, name_prefix="成员 member: ")
+    add_layer_control(m)
+    cmp = s["comparison"]
+    lo, hi = s["load_ratio_range"]
+    blo, bhi = s["baseline_load_ratio_range"]
+    head = LegendSection(
+        f"{s['n_grids']} 个网格 grids ({s['solver_status']}, ±{s['tolerance']:.0%})",
+        lines=(f"负荷比 load ratio {lo:.2f}–{hi:.2f} (就近 nearest {blo:.2f}–{bhi:.2f})",
+               f"平均出行 mean time {cmp.get('mean_travel_time_s', float('nan')) / 60:.1f} 分钟 min "
+               f"(就近 nearest {cmp.get('baseline_mean_travel_time_s', float('nan')) / 60:.1f})",
+               f"调整归属 moved: {cmp.get('population_moved', 0):,.0f} {unit or ''}"),
+    )
+    lines = LegendSection("图层 Layers", entries=(
+        LegendEntry("网格（相邻不同色）grid, neighbours differ", GRID_PALETTE[0]),
+        LegendEntry("就近划分 nearest-lead zone", BASELINE_COLOUR, "dashed"),
+        LegendEntry("调整归属 moved cell", MOVED_COLOUR),
+        LegendEntry("区县 district", DISTRICT_COLOUR, "dashed"),
+    ))
+    add_legend(m, [head, lines, tier_legend()], title=title)
     return m
 
 

@@ -15,6 +15,7 @@ returns a :class:`CoverageRun` holding every intermediate result, and
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 import warnings
@@ -29,7 +30,7 @@ import pandas as pd
 import shapely
 
 from . import __version__, settings
-from ._errors import InvalidValueError, UnreachableFacilityError
+from ._errors import InvalidValueError, MissingColumnError, PlannerError, UnreachableFacilityError
 from ._validate import check_minutes, check_mode, find_column
 from .coverage import assign_districts, compute_study_area, coverage_by_cell, coverage_summary
 from .demand import load_population, population_by_zone
@@ -795,5 +796,492 @@ def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: 
         if run.curve is not None:
             run.curve.drop(columns=["sites"]).to_csv(tmp / "marginal_curve.csv", encoding="utf-8-sig")
         save_map(render_siting_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
+        write_json(run.summary, tmp / "summary.json")
+    return Path(out)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# consortium grids (网格化布局)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GridRun:
+    """Everything one consortium-grid run produced.
+
+    Attributes
+    ----------
+    case, net
+        Loaded inputs and the compiled network.
+    leads
+        The lead hospitals in the model (index ``facility_id``).
+    leads_excluded
+        Leads left out, with ``reason`` (not on the network, duplicate).
+    members
+        The other institutions with ``lead_id`` (the grid each serves) and
+        ``lead_name``.
+    cells
+        Demand cells with ``lead_id``, ``lead_name``, ``travel_time_min``,
+        ``baseline_lead_id``, ``baseline_travel_time_min``, ``moved`` and
+        ``accessibility_per_1000``.
+    grids
+        Dissolved grid polygons (index ``facility_id`` of the lead) with the
+        per-grid figures of :func:`planner.assignment.grids_summary`.
+    baseline_grids
+        Dissolved nearest-lead zones, for comparison.
+    districts
+        Per-district resource balance (:func:`planner.assignment.district_summary`), or None.
+    result
+        The :class:`planner.assignment.AssignmentResult`.
+    summary
+        The report figures.
+    """
+
+    case: CaseInputs
+    net: CompiledNetwork
+    leads: gpd.GeoDataFrame
+    leads_excluded: pd.DataFrame
+    members: gpd.GeoDataFrame
+    cells: gpd.GeoDataFrame
+    grids: gpd.GeoDataFrame
+    baseline_grids: gpd.GeoDataFrame
+    districts: pd.DataFrame | None
+    result: Any
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+GRID_CELL_SIZE_M = 1000.0  # metres; default demand cell for grids (keeps the contiguity MIP small)
+LEAD_DUPLICATE_M = 2000.0  # metres; leads of the same name closer than this are one hospital mapped twice
+FIXED_LEAD_ALIASES = ("lead", "lead_id", "lead_name", "牵头医院", "牵头单位", "facility_id")
+FIXED_KEY_ALIASES = {"district": ("district", "区县", "区", "name"), "cell_id": ("cell_id", "cell", "网格单元")}
+
+
+def _dedupe_leads(leads: gpd.GeoDataFrame, crs: Any) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
+    """Drop leads that repeat an earlier lead's name within LEAD_DUPLICATE_M (one hospital mapped twice in OSM)."""
+    key = leads["name"].astype(str).str.replace(r"\s+", "", regex=True)
+    xy = leads.geometry.to_crs(crs)
+    drop: dict[Any, str] = {}
+    for _, ids in key.groupby(key, sort=False).groups.items():
+        if len(ids) < 2:
+            continue
+        first = ids[0]
+        for other in ids[1:]:
+            d = float(xy.loc[first].distance(xy.loc[other]))
+            if d <= LEAD_DUPLICATE_M:
+                drop[other] = f"same name as lead '{first}', {d:.0f} m away (one hospital mapped twice)"
+    excluded = pd.DataFrame({"name": leads.loc[list(drop), "name"], "reason": pd.Series(drop, dtype=object)})
+    return leads.drop(index=list(drop)), excluded
+
+
+def load_fixed_assignments(
+    path: str | os.PathLike[str],
+    *,
+    leads: pd.DataFrame,
+    cells: pd.DataFrame,
+) -> dict[Any, Any]:
+    """Read planner-fixed assignments: which district (or cell) must stay with which lead.
+
+    Parameters
+    ----------
+    path
+        CSV/XLSX table with a ``lead`` column (the lead's name or
+        ``facility_id``) and either ``district`` (district name) or
+        ``cell_id``.
+    leads
+        Lead hospitals indexed by ``facility_id``, with ``name``.
+    cells
+        Demand cells indexed by ``cell_id``, with ``district`` when the
+        table names districts.
+
+    Returns
+    -------
+    fixed
+        ``{district_name or cell_id: lead facility_id}``, as
+        :func:`planner.assignment.assign_lead_hospital` takes it.
+
+    Raises
+    ------
+    PlannerError
+        Naming the file, row and fix for unknown leads, districts or cells.
+    """
+    from .io import read_table
+
+    df = read_table(path, what="fixed assignments")
+    lead_col = find_column(df, FIXED_LEAD_ALIASES, what="lead", file=path)
+    dcol = find_column(df, FIXED_KEY_ALIASES["district"], what="district", file=path, required=False)
+    ccol = find_column(df, FIXED_KEY_ALIASES["cell_id"], what="cell id", file=path, required=False)
+    if dcol is None and ccol is None:
+        msg = f"{path}: no 'district' or 'cell_id' column; fix: add a column 'district' (district names) next to 'lead'"
+        raise MissingColumnError(msg)
+    by_name: dict[str, Any] = {}
+    for fid, name in leads["name"].items():
+        by_name.setdefault(str(name).strip(), fid)
+    ids = {str(f): f for f in leads.index}
+    districts = set(cells["district"].dropna()) if "district" in cells.columns else set()
+    fixed: dict[Any, Any] = {}
+    for row, rec in enumerate(df.to_dict(orient="records"), start=2):  # row 1 is the header
+        raw = str(rec[lead_col]).strip()
+        lead = ids.get(raw, by_name.get(raw))
+        if lead is None:
+            sample = "、".join(list(by_name)[:5])
+            msg = (f"{path}, row {row}: lead '{raw}' is not one of the {len(leads)} lead hospitals; "
+                   f"fix: use a lead's exact name or facility_id (e.g. {sample})")
+            raise InvalidValueError(msg)
+        if dcol is not None and pd.notna(rec[dcol]) and str(rec[dcol]).strip():
+            district = str(rec[dcol]).strip()
+            if district not in districts:
+                msg = (f"{path}, row {row}: district '{district}' has no populated cell in the study area; "
+                       f"fix: use one of {'、'.join(sorted(districts)) or '(give --boundaries)'}")
+                raise InvalidValueError(msg)
+            fixed[district] = lead
+        elif ccol is not None and pd.notna(rec[ccol]):
+            cell = pd.to_numeric(pd.Series([rec[ccol]]), errors="coerce").iloc[0]
+            if not (cell == cell) or int(cell) not in cells.index:
+                msg = f"{path}, row {row}: cell_id '{rec[ccol]}' is not a populated cell; fix: take ids from assignment.csv"
+                raise InvalidValueError(msg)
+            fixed[int(cell)] = lead
+        else:
+            msg = f"{path}, row {row}: neither a district nor a cell_id is given; fix: fill one of them"
+            raise InvalidValueError(msg)
+    return fixed
+
+
+def run_grids(
+    network: str | os.PathLike[str],
+    institutions: str | os.PathLike[str],
+    population: str | os.PathLike[str],
+    *,
+    leads: str | os.PathLike[str] | None = None,
+    lead_tiers: tuple[str, ...] = ("tertiary",),
+    boundaries: str | os.PathLike[str] | None = None,
+    mode: str = "drive",
+    speed_kph: float | None = None,
+    coords: str = "wgs84",
+    max_snap_m: float | None = None,
+    cell_size_m: float = GRID_CELL_SIZE_M,
+    capacity_column: str | None = None,
+    tolerance: float = 0.2,
+    fixed: str | os.PathLike[str] | dict[Any, Any] | None = None,
+    contiguity: str = "queen",
+    time_limit_s: float = 60.0,
+    method: str = "auto",
+    accessibility_minutes: float = 30.0,
+    population_label: str = "population",
+) -> GridRun:
+    """Divide the city into consortium grids (网格化布局), one per lead hospital.
+
+    Every populated cell goes to one lead: least population-weighted travel
+    time, each lead's population within `tolerance` of its capacity share,
+    every grid contiguous, planner-fixed assignments honoured (see
+    :func:`planner.assignment.assign_lead_hospital`). The other institutions
+    join the grid they stand in as members; per grid and per district the
+    run reports load, travel time to the lead and resources per 1,000
+    residents, and per cell an E2SFCA accessibility index.
+
+    Parameters
+    ----------
+    network, institutions, population, boundaries, mode, speed_kph, coords, max_snap_m
+        As in :func:`run_coverage` (drive by default: residents' trips to a
+        tertiary hospital).
+    leads
+        File of lead hospitals (as institutions); by default the
+        institutions of `lead_tiers`.
+    lead_tiers
+        Tiers whose institutions lead a grid when `leads` is not given.
+    cell_size_m
+        Demand cell size in metres (1,000 m by default).
+    capacity_column
+        Column of the leads (and institutions) holding capacity (beds,
+        staff); equal shares when None.
+    tolerance
+        Relative band of each lead's load around its capacity share.
+    fixed
+        Planner-fixed assignments: a table (see
+        :func:`load_fixed_assignments`) or ``{district or cell_id: lead id}``.
+    contiguity
+        ``"queen"`` (cells touching at a corner are neighbours) or ``"rook"``.
+    time_limit_s, method
+        Solver time limit in seconds and method (``auto``, ``mip``, ``heuristic``).
+    accessibility_minutes
+        Catchment of the E2SFCA index in minutes.
+    population_label
+        What the population counts.
+
+    Returns
+    -------
+    run
+        The grids; ``run.summary`` holds the report figures.
+
+    Raises
+    ------
+    PlannerError
+        For unusable inputs; leads reaching no cell; loads that cannot meet
+        the tolerance or fixed assignments that break contiguity (saying
+        which lead or cell and what to relax).
+    """
+    from . import assignment as asg
+    from .accessibility import e2sfca
+    from .travel_time import od_travel_times
+
+    t0 = time.perf_counter()
+    if contiguity not in ("queen", "rook"):
+        msg = f"unknown contiguity '{contiguity}'; fix: use queen or rook"
+        raise InvalidValueError(msg)
+    unknown = set(lead_tiers) - set(settings.TIERS)
+    if unknown:
+        msg = f"unknown lead tier(s) {', '.join(sorted(unknown))}; fix: use {', '.join(settings.TIERS)}"
+        raise InvalidValueError(msg)
+    if leads is not None:
+        check_input(leads, what="lead hospitals", suffixes=TABLE_SUFFIXES + VECTOR_SUFFIXES + OSM_SUFFIXES)
+    if fixed is not None and not isinstance(fixed, dict):
+        check_input(fixed, what="fixed assignments", suffixes=TABLE_SUFFIXES)
+    check_minutes([accessibility_minutes])
+
+    case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
+                     coords=coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+    net = compile_network(case.graph)
+    inst = case.institutions
+    if capacity_column is not None and leads is None:  # with a leads file, the capacity column is the leads'
+        inst = load_institutions(institutions, coords=coords, capacity_column=capacity_column)
+        if case.districts is not None:
+            inst["district"] = assign_districts(inst, case.districts)
+    if leads is not None:
+        lead_df = load_institutions(leads, coords=coords, capacity_column=capacity_column)
+        if case.districts is not None:
+            lead_df["district"] = assign_districts(lead_df, case.districts)
+        lead_names = set(lead_df["name"].astype(str).str.strip())
+        members = inst[~inst["name"].astype(str).str.strip().isin(lead_names)]
+        lead_source = str(leads)
+    else:
+        lead_df = inst[inst["tier"].isin(lead_tiers)]
+        members = inst.drop(index=lead_df.index)
+        lead_source = f"tiers {', '.join(lead_tiers)} of the institutions"
+    if len(lead_df) == 0:
+        msg = (f"{leads or institutions}: no lead hospital ({lead_source}); "
+               "fix: give --leads FILE or a --lead-tier present in the institutions (e.g. secondary)")
+        raise InvalidValueError(msg)
+
+    # leads must be on the network; one hospital mapped twice leads one grid
+    snap_l = snap_points(net, lead_df, max_snap_m=case.max_snap_m)
+    shapely.prepare(case.area)
+    inside = shapely.contains_xy(case.area, lead_df["lon"].to_numpy(), lead_df["lat"].to_numpy())
+    reason = np.where(~inside, "outside the study area",
+                      np.where(snap_l["snapped"], "", f"more than {case.max_snap_m:.0f} m from a road"))
+    excluded = pd.DataFrame({"name": lead_df["name"], "reason": reason})[reason != ""]
+    lead_ok, dupes = _dedupe_leads(lead_df[reason == ""], net.crs)
+    excluded = pd.concat([excluded, dupes])
+    if len(excluded):
+        logger.warning("%d of %d leads left out (not on the network or duplicates); see summary.json leads_excluded",
+                       len(excluded), len(lead_df))
+    if len(lead_ok) < 2:
+        msg = (f"{leads or institutions}: only {len(lead_ok)} lead hospital lies on the road network of the study area; "
+               "fix: give at least two leads (--leads FILE or another --lead-tier)")
+        raise InvalidValueError(msg)
+
+    # members: the other institutions of the study area (those outside it serve no grid)
+    in_area = shapely.contains_xy(case.area, members["lon"].to_numpy(), members["lat"].to_numpy())
+    members_outside = int((~in_area).sum())
+    members = members[in_area]
+
+    # travel times: cells to leads (1 km cells: snap from the cell centre, up to half a diagonal further)
+    cells = case.cells
+    cell_snap_m = max(case.max_snap_m, cell_size_m * math.sqrt(0.5))
+    snap_cells = snap_points(net, cells, max_snap_m=cell_snap_m)
+    od = od_travel_times(net, snap_cells, snap_points(net, lead_ok, max_snap_m=case.max_snap_m))
+    if isinstance(fixed, dict) or fixed is None:
+        fixed_map = fixed
+    else:
+        fixed_map = load_fixed_assignments(fixed, leads=lead_ok, cells=cells)
+    adjacency = asg.cell_adjacency(cells, contiguity=contiguity)  # type: ignore[arg-type]
+    cap: Any = None
+    if capacity_column is not None:
+        cap = "capacity"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = asg.assign_lead_hospital(od, cells, lead_ok, adjacency=adjacency, capacity=cap if cap else "equal",
+                                              tolerance=tolerance, fixed=fixed_map, time_limit_s=time_limit_s,
+                                              method=method)  # type: ignore[arg-type]
+        except PlannerError as exc:  # name the leads, not only their ids
+            text = str(exc)
+            for fid, name in lead_ok["name"].items():
+                text = text.replace(f"'{fid}'", f"'{fid}' ({name})")
+            raise type(exc)(text) from None
+    for w in caught:
+        logger.warning("%s", w.message)
+
+    # accessibility: capacity (or, without capacities, institutions) per 1,000 residents within the catchment
+    supply = inst.copy()
+    snap_inst = snap_points(net, supply, max_snap_m=case.max_snap_m)
+    supply = supply[snap_inst["snapped"].to_numpy()]
+    cap_known = pd.to_numeric(supply["capacity"], errors="coerce") if "capacity" in supply else pd.Series(np.nan, index=supply.index)
+    if cap_known.notna().any():
+        supply = supply[cap_known.notna().to_numpy()].assign(capacity=cap_known.dropna())
+        access_basis = f"capacity ('{capacity_column or 'capacity'}') per 1,000 residents"
+    else:
+        supply = supply.assign(capacity=1.0)
+        access_basis = "institutions per 1,000 residents (no capacity column: each institution counts 1)"
+    od_acc = od_travel_times(net, snap_cells, snap_inst.loc[supply.index], max_minutes=accessibility_minutes)
+    access = e2sfca(od_acc, cells, supply, max_minutes=accessibility_minutes)
+
+    names = pd.concat([lead_ok["name"], members["name"]])
+    out_cells = cells.copy()
+    out_cells["lead_id"] = result.assignment.reindex(cells.index)
+    out_cells["lead_name"] = out_cells["lead_id"].map(names)
+    out_cells["travel_time_min"] = (result.travel_time_s.reindex(cells.index) / 60).round(2)
+    out_cells["baseline_lead_id"] = result.baseline.reindex(cells.index)
+    out_cells["baseline_lead_name"] = out_cells["baseline_lead_id"].map(names)
+    out_cells["baseline_travel_time_min"] = (result.baseline_travel_time_s.reindex(cells.index) / 60).round(2)
+    out_cells["moved"] = out_cells["lead_id"].notna() & (out_cells["lead_id"] != out_cells["baseline_lead_id"])
+    out_cells["accessibility_per_1000"] = access.reindex(cells.index).round(4)
+
+    all_inst = pd.concat([lead_ok, members])
+    table = asg.grids_summary(result, cells, institutions=all_inst)
+    grids = asg.dissolve_grids(cells, result.assignment)[["geometry"]].join(table)
+    grids["name"] = lead_ok["name"].reindex(grids.index)
+    baseline_grids = asg.dissolve_grids(cells, result.baseline)
+    baseline_grids["name"] = lead_ok["name"].reindex(baseline_grids.index)
+    member_of = asg.attach_members(members, cells, result.assignment) if len(members) else \
+        pd.DataFrame({"lead_id": pd.Series(dtype=object)})
+    members = members.assign(lead_id=member_of["lead_id"].reindex(members.index))
+    members["lead_name"] = members["lead_id"].map(lead_ok["name"])
+    dist_table = None
+    if "district" in cells.columns:
+        dist_table = asg.district_summary(result, cells, institutions=all_inst if "district" in all_inst else None)
+        dist_table["main_lead_name"] = dist_table["main_lead"].map(lead_ok["name"])
+
+    s = result.summary()
+    total = float(cells["population"].sum())
+    per_lead = []
+    for fid, r in grids.iterrows():
+        mem = members[members["lead_id"] == fid]
+        per_lead.append({
+            "facility_id": str(fid), "name": str(r["name"]),
+            "population": round(float(r["population"]), 1),
+            "capacity_share": round(float(r["capacity_share"]), 4),
+            "target_population": round(float(r["target_population"]), 1),
+            "load_ratio": round(float(r["load_ratio"]), 3),
+            "within_tolerance": bool(r["within_tolerance"]),
+            "baseline_population": round(float(r["baseline_population"]), 1),
+            "baseline_load_ratio": round(float(r["baseline_load_ratio"]), 3),
+            "mean_travel_time_min": round(float(r["mean_travel_time_min"]), 2),
+            "p95_travel_time_min": round(float(r["p95_travel_time_min"]), 2),
+            "max_travel_time_min": round(float(r["max_travel_time_min"]), 2),
+            "n_cells": int(r["n_cells"]),
+            "members": int(r.get("members", 0)),
+            **{f"members_{t}": int(r.get(f"members_{t}", 0)) for t in settings.TIERS},
+            "member_names": [str(n) for n in mem["name"]],
+        })
+    ratios = grids["load_ratio"].astype(float)
+    base_ratios = grids["baseline_load_ratio"].astype(float)
+    summary: dict[str, Any] = {
+        "planner_version": __version__,
+        "complete": True,
+        "population_unit": population_label,
+        "mode": mode,
+        "contiguity": contiguity,
+        "tolerance": tolerance,
+        "capacity_basis": f"column '{capacity_column}'" if capacity_column else "equal shares",
+        "lead_source": lead_source,
+        "solver_status": s["status"],
+        "method": s["method"],
+        "gap": s["gap"],
+        "objective_person_s": s["objective_person_s"],
+        "lower_bound_person_s": s["lower_bound_person_s"],
+        "solve_s": s["runtime_s"],
+        "n_grids": s["n_grids"],
+        "population_total": round(total, 1),
+        "population_assigned": round(total - s["population_unassigned"], 1),
+        "population_unassigned": s["population_unassigned"],
+        "cells": len(cells),
+        "cells_unassigned": s["n_unassigned"],
+        "cell_size_m": cell_size_m,
+        "load_ratio_range": [round(float(ratios.min()), 3), round(float(ratios.max()), 3)],
+        "baseline_load_ratio_range": [round(float(base_ratios.min()), 3), round(float(base_ratios.max()), 3)],
+        "comparison": {k: v for k, v in s.items() if k not in {
+            "status", "method", "n_grids", "n_cells", "n_unassigned", "population_unassigned", "tolerance",
+            "objective_person_s", "lower_bound_person_s", "gap", "runtime_s", "loads"}},
+        "leads": per_lead,
+        "leads_excluded": [{"facility_id": str(f), "name": str(r["name"]), "reason": str(r["reason"])}
+                           for f, r in excluded.iterrows()],
+        "members_unattached": int(members["lead_id"].isna().sum()),
+        "institutions_outside_study_area": members_outside,
+        "fixed_assignments": len(fixed_map or {}),
+        "accessibility": {"method": "E2SFCA (Gaussian decay)", "max_minutes": accessibility_minutes, "basis": access_basis,
+                          "mean_per_1000": round(float(np.average(access, weights=cells["population"])) if total > 0 else 0.0, 4)},
+        "by_district": [] if dist_table is None else [
+            {"district": str(d), **{k: (None if isinstance(v, float) and v != v else (round(v, 3) if isinstance(v, float) else v))
+                                    for k, v in r.items()}}
+            for d, r in dist_table.astype(object).iterrows()],
+        "inputs": {**{k: case.options.get(k) for k in ("network", "institutions", "population", "boundaries", "coords")},
+                   "leads": None if leads is None else str(leads),
+                   "fixed": None if fixed is None or isinstance(fixed, dict) else str(fixed)},
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+    return GridRun(case=case, net=net, leads=lead_ok, leads_excluded=excluded, members=members, cells=out_cells,
+                   grids=grids, baseline_grids=baseline_grids, districts=dist_table, result=result, summary=summary)
+
+
+GRID_HEADERS = {
+    "facility_id": "牵头医院编号 lead id",
+    "name": "牵头医院 lead hospital",
+    "population": "网格人口 population",
+    "capacity_share": "容量份额 capacity share",
+    "target_population": "目标人口 target population",
+    "load_ratio": "负荷比 load ratio",
+    "baseline_population": "就近划分人口 nearest-lead population",
+    "baseline_load_ratio": "就近划分负荷比 nearest-lead load ratio",
+    "mean_travel_time_min": "平均出行时间(分钟) mean travel time (min)",
+    "p95_travel_time_min": "95%出行时间(分钟) 95th pct travel time (min)",
+    "max_travel_time_min": "最长出行时间(分钟) max travel time (min)",
+    "n_cells": "单元数 cells",
+    "members": "成员机构数 members",
+    "capacity_per_1000": "每千人容量 capacity per 1,000",
+}
+
+
+def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str | None = None,
+                       basemap: str = "osm", offline: bool = False) -> Path:
+    """Write a grid run atomically: ``grids.gpkg``, ``assignment.csv``, ``grids.csv``, ``districts.csv``, ``summary.json``, ``map.html``.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`run_grids`.
+    out
+        Output folder.
+    title
+        Map title.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+
+    Returns
+    -------
+    out
+        The output folder.
+    """
+    from .maps import get_basemap, render_grid_map, save_map
+
+    get_basemap(basemap)
+    with output_dir(out) as tmp:
+        gpkg = tmp / "grids.gpkg"
+        run.grids.reset_index().to_file(gpkg, layer="grids", driver="GPKG")
+        run.cells.reset_index().to_file(gpkg, layer="cells", driver="GPKG")
+        run.baseline_grids.reset_index().to_file(gpkg, layer="nearest_lead_zones", driver="GPKG")
+        run.leads.reset_index().to_file(gpkg, layer="leads", driver="GPKG")
+        if len(run.members):
+            run.members.reset_index().to_file(gpkg, layer="members", driver="GPKG")
+        cols = ["lon", "lat", "population", "district", "lead_id", "lead_name", "travel_time_min", "baseline_lead_id",
+                "baseline_lead_name", "baseline_travel_time_min", "moved", "accessibility_per_1000"]
+        cells = run.cells.copy()
+        centre = cells.geometry.to_crs(run.net.crs).centroid.to_crs("EPSG:4326")
+        cells["lon"], cells["lat"] = centre.x.round(6), centre.y.round(6)
+        cells[[c for c in cols if c in cells.columns]].to_csv(tmp / "assignment.csv", encoding="utf-8-sig")
+        keep = [c for c in GRID_HEADERS if c in run.grids.columns or c == "facility_id"]
+        table = run.grids.drop(columns="geometry").reset_index()[keep]
+        table.rename(columns=GRID_HEADERS).to_csv(tmp / "grids.csv", index=False, encoding="utf-8-sig")
+        if run.districts is not None:
+            run.districts.to_csv(tmp / "districts.csv", encoding="utf-8-sig")
+        save_map(render_grid_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
         write_json(run.summary, tmp / "summary.json")
     return Path(out)

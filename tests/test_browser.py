@@ -279,3 +279,45 @@ def test_fullscreen_button(pages):
     page.click(".planner-fullscreen a")
     page.wait_for_function("document.fullscreenElement === null", timeout=5000)
     assert pages["tianditu"].errors == []
+
+
+@pytest.fixture(scope="module")
+def other_maps(tmp_path_factory) -> dict:
+    """The siting and grid maps of small real cases, exported offline on the Amap basemap."""
+    import geopandas as gpd
+
+    from planner.pipeline import run_grids, run_siting, write_grid_outputs, write_siting_outputs
+
+    tmp = tmp_path_factory.mktemp("other-maps")
+    label = "persons aged 20+ (WorldPop)"
+    site = run_siting(datasets.get_path("guanggu_osm"), DATA / "guanggu_institutions.csv", datasets.get_path("wuhan_population"),
+                      n_sites=3, max_minutes=10, cell_size_m=300, population_label=label)
+    districts = gpd.read_file(datasets.get_path("wuhan_districts"))
+    districts[districts["name"].isin(["江汉区", "硚口区"])].to_file(tmp / "two.gpkg")
+    grid = run_grids(datasets.get_path("wuhan_roads"), datasets.get_path("wuhan_institutions"),
+                     datasets.get_path("wuhan_population"), boundaries=tmp / "two.gpkg", time_limit_s=10, population_label=label)
+    return {
+        "siting": (write_siting_outputs(site, tmp / "site", basemap="amap", offline=True) / "map.html", "path.planner-cells",
+                   len(site.existing) + len(site.sites)),
+        "grid": (write_grid_outputs(grid, tmp / "grid", basemap="amap", offline=True) / "map.html", "path.planner-grids",
+                 len(grid.leads) + len(grid.members)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["siting", "grid"])
+def test_siting_and_grid_maps_render(browser, other_maps, kind):
+    """Every other kind of map also opens offline with no error, its overlays, markers and legend drawn."""
+    path, overlay, n_markers = other_maps[kind]
+    p = Page(browser, path, "amap")
+    try:
+        assert p.errors == [] and p.blocked == [], (p.errors, p.blocked)
+        page = p.page
+        legend = page.locator("#planner-legend").inner_text()
+        assert "OpenStreetMap" in legend and "WorldPop" in legend and "审图号" in legend
+        assert page.locator(overlay).count() >= 1
+        assert page.locator("path.planner-institution").count() == n_markers
+        assert page.locator(".leaflet-control-scale-line").is_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{kind}_amap_offline.png"))
+    finally:
+        p.close()
