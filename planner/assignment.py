@@ -91,8 +91,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
@@ -109,6 +107,7 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InfeasibleModelError, InvalidValueError, MissingColumnError, NoCrsError, UnreachableFacilityError
+from ._highs import import_highspy, new_highs
 
 logger = logging.getLogger(__name__)
 
@@ -918,43 +917,7 @@ def _mip_arrays(m: _Model) -> _Lp:
                cont_row=row_of)
 
 
-def _import_highspy() -> Any:
-    """Import highspy or raise an ImportError with install lines."""
-    try:
-        import highspy
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        msg = ("consortium grids need the HiGHS solver (highspy); fix: `conda install -c conda-forge highspy` "
-               "or `pip install highspy`")
-        raise ImportError(msg) from err
-    return highspy
 
-
-_BANNER_SHOWN = False  # HiGHS prints a banner to stdout when the first Highs object of a process is made
-
-
-def _new_highs() -> Any:
-    """Make a silent Highs object, sending HiGHS' one-time banner to /dev/null so it never mixes with CLI output."""
-    global _BANNER_SHOWN
-    highspy = _import_highspy()
-    if _BANNER_SHOWN:
-        h = highspy.Highs()
-    else:
-        sys.stdout.flush()
-        try:
-            saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-        except OSError:  # pragma: no cover - no file descriptor 1
-            h = highspy.Highs()
-        else:
-            try:
-                os.dup2(devnull, 1)
-                h = highspy.Highs()
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-                os.close(devnull)
-        _BANNER_SHOWN = True
-    h.setOptionValue("output_flag", False)
-    return h
 
 
 def _solve(
@@ -968,9 +931,9 @@ def _solve(
     integrality: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float, float, Status] | None:
     """Solve with HiGHS; (x, objective, bound, status), None at a time limit without a solution; raise if infeasible."""
-    highspy = _import_highspy()
+    highspy = import_highspy()
 
-    h = _new_highs()
+    h = new_highs()
     n, nr = len(lp.cost), len(lp.row_lower)
     A = lp.A
     if integrality is None:

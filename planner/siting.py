@@ -117,8 +117,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import sys
 import time
 import warnings
 from collections.abc import Hashable, Iterable, Mapping
@@ -131,6 +129,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ._errors import InfeasibleModelError, InvalidValueError, MissingColumnError
+from ._highs import import_highspy, new_highs
 
 logger = logging.getLogger(__name__)
 
@@ -153,16 +152,6 @@ _OD_COLUMNS = ("origin_id", "destination_id", "travel_time_s")
 
 Status = Literal["optimal", "time_limit", "heuristic"]
 
-
-def _import_highspy() -> Any:
-    """Import highspy or raise an ImportError with install lines."""
-    try:
-        import highspy
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        msg = ("the siting models need the HiGHS solver (highspy); fix: `conda install -c conda-forge highspy` "
-               "or `pip install highspy`")
-        raise ImportError(msg) from err
-    return highspy
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -629,32 +618,6 @@ def _check_solve_args(time_limit_s: float | None, mip_gap: float) -> tuple[float
     return tl, g
 
 
-_BANNER_SHOWN = False  # HiGHS prints a banner to stdout when the first Highs object of a process is made
-
-
-def _new_highs() -> Any:
-    """Make a silent Highs object, sending HiGHS' one-time banner to /dev/null so it never mixes with CLI output."""
-    global _BANNER_SHOWN
-    hp = _import_highspy()
-    if _BANNER_SHOWN:
-        h = hp.Highs()
-    else:
-        sys.stdout.flush()
-        try:
-            saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-        except OSError:  # pragma: no cover - no file descriptor 1
-            h = hp.Highs()
-        else:
-            try:
-                os.dup2(devnull, 1)
-                h = hp.Highs()
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-                os.close(devnull)
-        _BANNER_SHOWN = True
-    h.setOptionValue("output_flag", False)
-    return h
 
 
 def _highs(lp: _Lp, *, time_limit_s: float, mip_gap: float, ipm: bool = False) -> Any:
@@ -665,8 +628,8 @@ def _highs(lp: _Lp, *, time_limit_s: float, mip_gap: float, ipm: bool = False) -
     minutes where IPM takes seconds (50,000 cells x 2,000 candidates: optimal in 11 s instead of no root bound
     after 60 s).
     """
-    hp = _import_highspy()
-    h = _new_highs()
+    hp = import_highspy()
+    h = new_highs()
     n, nr = len(lp.cost), len(lp.row_lower)
     A = sp.csc_array((lp.vals, (lp.rows, lp.cols)), shape=(nr, n))
     A.sum_duplicates()
@@ -692,7 +655,7 @@ def _highs(lp: _Lp, *, time_limit_s: float, mip_gap: float, ipm: bool = False) -
 
 def _run(h: Any, *, what: str, time_limit_s: float, is_mip: bool, start: np.ndarray | None = None) -> _Solution:
     """Run HiGHS and check its status: optimal, time limit with an incumbent, or raise."""
-    hp = _import_highspy()
+    hp = import_highspy()
     if start is not None:
         idx = np.arange(len(start), dtype=np.int32)
         h.setSolution(len(start), idx, np.ascontiguousarray(start, dtype=np.float64))
