@@ -110,3 +110,28 @@ def test_compile_edges_from_arrays_matches_graph(guanggu_drive):
     key = ["origin_id", "destination_id"]
     pd.testing.assert_frame_equal(a.sort_values(key).reset_index(drop=True), b.sort_values(key).reset_index(drop=True),
                                   check_exact=False, atol=1e-6)
+
+
+def test_bulk_snapping_equals_strtree_search(guanggu_walk, monkeypatch):
+    """Many points go through the k-d tree over road pieces; every result equals the STRtree search.
+
+    The points include the hard ones: exactly on nodes (ties between the segments meeting there),
+    half-way between two roads, and far from every road.
+    """
+    G, net = guanggu_walk
+    xmin, ymin = net.node_xy.min(axis=0)
+    xmax, ymax = net.node_xy.max(axis=0)
+    rng = np.random.default_rng(11)
+    rand = np.c_[rng.uniform(xmin - 1500, xmax + 1500, 6000), rng.uniform(ymin - 1500, ymax + 1500, 6000)]
+    on_nodes = net.node_xy  # all 449 nodes
+    a, b = net.node_xy[net.seg_a], net.node_xy[net.seg_b]
+    midpoints = (a + b) / 2  # on a segment, often also equidistant from a crossing one
+    xy = np.r_[rand, on_nodes, midpoints]
+    pts = gpd.GeoSeries.from_xy(xy[:, 0], xy[:, 1], crs=net.crs)
+    bulk = travel_time.snap_points(net, pts)
+    settled, far = travel_time._nearest_segments_bulk(net._pieces, xy, 500.0)
+    assert ((settled >= 0) | far).mean() > 0.9 and far.sum() > 500  # the fast path does most of the work here
+    monkeypatch.setattr(travel_time, "_BULK_SNAP_MIN_POINTS", 10**12)  # STRtree search only
+    tree = travel_time.snap_points(net, pts)
+    pd.testing.assert_frame_equal(bulk, tree)
+    assert bulk["snapped"].sum() > 2500 and (~bulk["snapped"]).sum() > 500
