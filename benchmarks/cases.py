@@ -3,9 +3,14 @@ inputs untimed, then times the work and measures the peak memory it adds.
 
 Work compared ("coverage"): the travel time from every demand cell to its nearest institution,
 for walking, on the same graph. Peers route between graph nodes, so for them every cell and every
-institution is moved to its nearest node (osmnx.distance.nearest_nodes / pandana get_node_ids);
-planner snaps onto road segments, which is more work. "isochrones": one 15-minute polygon per
-institution.
+institution is moved to its nearest node (osmnx.distance.nearest_nodes / pandana get_node_ids).
+planner runs twice: as it works in the product (cells and institutions snapped onto the nearest
+road *segment* within 500 m, plus the walk from the point to the road), and on the peers' exact
+work (nearest node, no access leg: `planner_nodes_*`), which must reach the same cells.
+
+Against OSMnx's isochrone recipe (ego_graph per institution and trip time) the output compared is
+the product's: which cells are within 5/10/15 minutes (the recipe: cells inside the union of its
+convex hulls), and the isochrone polygons themselves (the recipe: its road-band polygons).
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ MAX_S = 15 * 60.0
 # ----------------------------------------------------------------------------- inputs
 
 
-def wuhan_inputs() -> dict[str, Any]:
+def wuhan_inputs(mode: str = "walk") -> dict[str, Any]:
     from planner import coverage, datasets, institutions, network, travel_time
     from planner.demand import load_population
 
-    G = network.load_network(datasets.get_path("wuhan_roads"), mode="walk")
+    G = network.load_network(datasets.get_path("wuhan_roads"), mode=mode)
     net = travel_time.compile_network(G)
     inst = institutions.load_institutions(datasets.get_path("wuhan_institutions"))
     area = coverage.compute_study_area(net)
@@ -67,8 +72,8 @@ def planner_coverage_wuhan() -> dict[str, Any]:
     from planner import travel_time
 
     d = wuhan_inputs()
+    net = d["net"]  # compiled untimed, as the peers' graphs are built untimed
     with Meter() as m:
-        net = travel_time.compile_network(d["G"])
         sc = travel_time.snap_points(net, d["cells"])
         sf = travel_time.snap_points(net, d["inst"])
         near = travel_time.nearest_facility_times(net, sc, sf)
@@ -83,15 +88,105 @@ def planner_coverage_wuhan() -> dict[str, Any]:
             "reached": int((near["travel_time_s"] <= MAX_S).sum()), "node_times": node_t}
 
 
-def planner_isochrones_wuhan() -> dict[str, Any]:
-    from planner import isochrones, travel_time
+def _node_snaps(net: Any, nodes: np.ndarray, index: Any) -> Any:
+    """snap_points-style rows putting each point exactly on a graph node (as the peers do): no access leg."""
+    import pandas as pd
+
+    first_a = np.full(net.n_nodes, -1)
+    first_a[net.seg_a[::-1]] = np.arange(len(net.seg_a))[::-1]
+    first_b = np.full(net.n_nodes, -1)
+    first_b[net.seg_b[::-1]] = np.arange(len(net.seg_b))[::-1]
+    seg = np.where(first_a[nodes] >= 0, first_a[nodes], first_b[nodes])
+    frac = np.where(first_a[nodes] >= 0, 0.0, 1.0)
+    return pd.DataFrame({"segment": seg, "frac": frac, "snap_m": 0.0, "access_s": 0.0, "snapped": seg >= 0}, index=index)
+
+
+def planner_nodes_wuhan() -> dict[str, Any]:
+    """planner's engine on the peers' work: cells and institutions at their nearest node."""
+    from scipy.spatial import cKDTree
+
+    from planner import travel_time
 
     d = wuhan_inputs()
     net = d["net"]
+    with Meter() as m:
+        tree = cKDTree(net.node_xy)
+        sc = _node_snaps(net, tree.query(d["cell_xy"])[1], d["cells"].index)
+        sf = _node_snaps(net, tree.query(d["inst_xy"])[1], d["inst"].index)
+        near = travel_time.nearest_facility_times(net, sc, sf)
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "reached": int((near["travel_time_s"] <= MAX_S).sum())}
+
+
+def planner_thresholds_wuhan(mode: str, minutes: tuple[float, ...]) -> dict[str, Any]:
+    """Cells within each threshold of their nearest institution, as the product computes them."""
+    from planner import travel_time
+
+    d = wuhan_inputs(mode)
+    with Meter() as m:
+        sc = travel_time.snap_points(d["net"], d["cells"])
+        sf = travel_time.snap_points(d["net"], d["inst"])
+        t = travel_time.nearest_facility_times(d["net"], sc, sf)["travel_time_s"].to_numpy()
+        covered = [int((t <= mi * 60.0).sum()) for mi in minutes]
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "covered": covered}
+
+
+def planner_isochrones_wuhan(mode: str = "walk", minutes: tuple[float, ...] = (15.0,)) -> dict[str, Any]:
+    from planner import isochrones, travel_time
+
+    d = wuhan_inputs(mode)
+    net = d["net"]
     sf = travel_time.snap_points(net, d["inst"])
     with Meter() as m:
-        iso = isochrones.compute_isochrones(net, d["inst"], sf, minutes=(15,))
+        iso = isochrones.compute_isochrones(net, d["inst"], sf, minutes=minutes)
     return {"seconds": m.seconds, "extra_mb": m.extra_mb, "polygons": len(iso)}
+
+
+def _recipe_ego_graphs(G: Any, inst_xy: np.ndarray, minutes: tuple[float, ...]) -> Any:
+    """OSMnx's isochrone recipe: nearest node per institution, then one ego_graph per trip time.
+
+    Yields (minutes, ego graph). The graph is reversed so that times are *to* the institution, as in planner.
+    """
+    import networkx as nx
+    import osmnx as ox
+
+    Grev = G.reverse(copy=False)
+    for node in ox.distance.nearest_nodes(G, inst_xy[:, 0], inst_xy[:, 1]):
+        for mi in sorted(minutes, reverse=True):
+            yield mi, nx.ego_graph(Grev, node, radius=mi * 60.0, distance="travel_time")
+
+
+def recipe_thresholds_wuhan(mode: str, minutes: tuple[float, ...]) -> dict[str, Any]:
+    """OSMnx recipe for the same output: convex hull of each ego graph's nodes, cells inside the union per threshold."""
+    import shapely
+
+    d = wuhan_inputs(mode)
+    G, cx, cy = d["G"], d["cell_xy"][:, 0], d["cell_xy"][:, 1]
+    with Meter() as m:
+        hulls: dict[float, list] = {mi: [] for mi in minutes}
+        for mi, sub in _recipe_ego_graphs(G, d["inst_xy"], minutes):
+            hulls[mi].append(shapely.convex_hull(shapely.multipoints([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in sub])))
+        covered = [int(shapely.contains_xy(shapely.union_all(hulls[mi]), cx, cy).sum()) for mi in minutes]
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "covered": covered}
+
+
+def recipe_isochrones_wuhan(mode: str, minutes: tuple[float, ...]) -> dict[str, Any]:
+    """OSMnx recipe's road-band polygons (its make_iso_polys, edges only): every edge of the ego graph buffered
+    by planner's band width and united, one polygon per institution and trip time (edges are not cut)."""
+    import shapely
+
+    from planner import settings
+
+    d = wuhan_inputs(mode)
+    G = d["G"]
+    with Meter() as m:
+        polys = []
+        for _, sub in _recipe_ego_graphs(G, d["inst_xy"], minutes):
+            lines = [e["geometry"] if "geometry" in e else
+                     shapely.LineString([(G.nodes[u]["x"], G.nodes[u]["y"]), (G.nodes[v]["x"], G.nodes[v]["y"])])
+                     for u, v, e in sub.edges(data=True)]
+            polys.append(shapely.union_all(shapely.buffer(np.asarray(lines), settings.ISOCHRONE_BUFFER_M, quad_segs=4))
+                         if lines else shapely.Polygon())
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "polygons": len(polys)}
 
 
 def _nearest_node(node_xy: np.ndarray, pts: np.ndarray) -> np.ndarray:
@@ -101,32 +196,6 @@ def _nearest_node(node_xy: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- peers on Wuhan
-
-
-def osmnx_recipe_wuhan() -> dict[str, Any]:
-    """OSMnx's documented isochrone recipe: ego_graph per institution, polygon = convex hull of
-    the reached nodes; coverage from per-institution Dijkstra with a cutoff (min over institutions)."""
-    import networkx as nx
-    import osmnx as ox
-    import shapely
-
-    d = wuhan_inputs()
-    G = d["G"]
-    with Meter() as m:
-        cell_nodes = ox.distance.nearest_nodes(G, d["cell_xy"][:, 0], d["cell_xy"][:, 1])
-        inst_nodes = ox.distance.nearest_nodes(G, d["inst_xy"][:, 0], d["inst_xy"][:, 1])
-        best: dict[Any, float] = {}
-        polys = []
-        Grev = G.reverse(copy=False)
-        for node in inst_nodes:
-            sub = nx.ego_graph(Grev, node, radius=MAX_S, distance="travel_time")
-            pts = shapely.multipoints([(sub.nodes[n]["x"], sub.nodes[n]["y"]) for n in sub.nodes])
-            polys.append(shapely.convex_hull(pts))
-            for n, t in nx.single_source_dijkstra_path_length(Grev, node, cutoff=MAX_S, weight="travel_time").items():
-                if t < best.get(n, np.inf):
-                    best[n] = t
-        times = np.array([best.get(n, np.nan) for n in cell_nodes])
-    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "reached": int(np.isfinite(times).sum()), "polygons": len(polys)}
 
 
 def networkx_multisource_wuhan() -> dict[str, Any]:
@@ -166,6 +235,7 @@ def pandana_wuhan() -> dict[str, Any]:
         near = net.nearest_pois(MAX_S, "inst", num_pois=1)
         cell_nodes = net.get_node_ids(pd.Series(d["cell_xy"][:, 0]), pd.Series(d["cell_xy"][:, 1]))
         times = near[1].reindex(cell_nodes.to_numpy()).to_numpy()
+    # nearest_pois fills "no institution within maxdist" with maxdist itself, so only times below it are reached
     return {"seconds": m.seconds, "setup_seconds": setup_s, "extra_mb": m.extra_mb,
             "reached": int((times < MAX_S).sum())}
 
@@ -191,7 +261,30 @@ def planner_coverage_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[s
         sf = travel_time.snap_points(net, inst)
         near = travel_time.nearest_facility_times(net, sc, sf)
     return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
-            "nodes": net.n_nodes, "edges": int(net.csr.nnz), "reached": int((near["travel_time_s"] <= MAX_S).sum())}
+            "build_peak_mb": build.peak_mb, "peak_mb": m.peak_mb, "nodes": net.n_nodes, "edges": int(net.csr.nnz), "reached": int((near["travel_time_s"] <= MAX_S).sum())}
+
+
+def planner_nodes_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
+    """planner's engine on the peers' work (nearest node, no access leg) on the generated graph."""
+    import pandas as pd
+    from scipy.spatial import cKDTree
+
+    from planner import travel_time
+
+    g = synthetic_edges(n_side)
+    rng = np.random.default_rng(1)
+    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
+    cells = rng.uniform(lo, hi, (n_cells, 2))
+    inst = rng.uniform(lo, hi, (n_inst, 2))
+    with Meter() as build:
+        net = travel_time.compile_edges(np.arange(len(g["xy"])), g["xy"], g["u"], g["v"], g["tt"], g["length"], crs=32650)
+    with Meter() as m:
+        tree = cKDTree(net.node_xy)
+        sc = _node_snaps(net, tree.query(cells)[1], pd.RangeIndex(n_cells))
+        sf = _node_snaps(net, tree.query(inst)[1], pd.Index([f"f{i}" for i in range(n_inst)]))
+        near = travel_time.nearest_facility_times(net, sc, sf)
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
+            "reached": int((near["travel_time_s"] <= MAX_S).sum())}
 
 
 def networkx_multisource_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
@@ -234,11 +327,12 @@ def pandana_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
         cell_nodes = net.get_node_ids(pd.Series(cells[:, 0]), pd.Series(cells[:, 1]))
         times = near[1].reindex(cell_nodes.to_numpy()).to_numpy()
     return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
-            "reached": int((times < MAX_S).sum())}
+            "reached": int((times < MAX_S).sum())}  # maxdist itself means none within it (see pandana_wuhan)
 
 
-def osmnx_recipe_synthetic(n_side: int, n_inst: int, n_sample: int) -> dict[str, Any]:
-    """ego_graph + convex hull for `n_sample` institutions; the caller extrapolates to all."""
+def osmnx_recipe_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
+    """OSMnx recipe for the cells within 15 minutes: an ego_graph and the convex hull of its nodes per
+    institution, then the cells inside their union (nearest nodes by a k-d tree, as osmnx does)."""
     import networkx as nx
     import shapely
     from scipy.spatial import cKDTree
@@ -246,13 +340,15 @@ def osmnx_recipe_synthetic(n_side: int, n_inst: int, n_sample: int) -> dict[str,
     g = synthetic_edges(n_side)
     rng = np.random.default_rng(1)
     lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
+    cells = rng.uniform(lo, hi, (n_cells, 2))
     inst = rng.uniform(lo, hi, (n_inst, 2))
-    G = nx.DiGraph()
-    G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
-    nodes = cKDTree(g["xy"]).query(inst[:n_sample])[1]
+    with Meter() as build:
+        G = nx.DiGraph()
+        G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
     with Meter() as m:
-        for node in nodes.tolist():
-            sub = nx.ego_graph(G, node, radius=MAX_S, distance="travel_time")
-            shapely.convex_hull(shapely.multipoints(g["xy"][list(sub.nodes)]))
-    return {"seconds_sample": m.seconds, "sample": n_sample, "seconds": m.seconds * n_inst / n_sample,
-            "extra_mb": m.extra_mb, "extrapolated": True}
+        Grev = G.reverse(copy=False)
+        hulls = [shapely.convex_hull(shapely.multipoints(g["xy"][list(nx.ego_graph(Grev, node, radius=MAX_S, distance="travel_time"))]))
+                 for node in cKDTree(g["xy"]).query(inst)[1].tolist()]
+        reached = int(shapely.contains_xy(shapely.union_all(hulls), cells[:, 0], cells[:, 1]).sum())
+    return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
+            "reached": reached}
