@@ -347,8 +347,10 @@ def osmnx_recipe_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, 
         G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
     with Meter() as m:
         Grev = G.reverse(copy=False)
-        hulls = [shapely.convex_hull(shapely.multipoints(g["xy"][list(nx.ego_graph(Grev, node, radius=MAX_S, distance="travel_time"))]))
-                 for node in cKDTree(g["xy"]).query(inst)[1].tolist()]
+        hulls = []
+        for node in cKDTree(g["xy"]).query(inst)[1].tolist():
+            sub = nx.ego_graph(Grev, node, radius=MAX_S, distance="travel_time")
+            hulls.append(shapely.convex_hull(shapely.multipoints(g["xy"][list(sub)])))
         reached = int(shapely.contains_xy(shapely.union_all(hulls), cells[:, 0], cells[:, 1]).sum())
     return {"seconds": m.seconds, "extra_mb": m.extra_mb, "build_seconds": build.seconds, "build_mb": build.extra_mb,
             "reached": reached}

@@ -116,7 +116,6 @@ def render(r: dict) -> str:
              "memory is the peak resident memory the work added (MB); ratio = peer time / planner time on the same work,",
              "measured side by side in this run.", ""]
     w = r["wuhan"]
-    p = w["planner"]
     pn = w.get("planner_nodes", {})
     lines += ["## 1. Wuhan walk coverage (5,300 nodes, 98 institutions, ~57,600 cells)", "",
               "Ratios are to the planner row doing the same work (nearest node); cells reached = within 15 min.", "",
