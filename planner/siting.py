@@ -564,8 +564,8 @@ def _matrix_from_od(
         keep &= t <= max_minutes * 60.0
     absent = ex[~ex.isin(od["destination_id"])]
     if len(absent):
-        warnings.warn(f"existing sites {_first(absent)} have no travel times in od, so they cover no cell; "
-                      "check their ids or whether they snapped to the network", UserWarning, stacklevel=3)
+        warnings.warn(f"existing sites {_first(absent)} have no travel times in od, so they cover no cell: no populated "
+                      "cell is within reach of them, or their ids do not match od's destination_id", UserWarning, stacklevel=3)
     mat = sp.coo_array((t[keep], (r[keep], c[keep])), shape=(len(cell_ids), len(site_ids)))
     return mat, pop, site_ids
 
