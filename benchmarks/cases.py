@@ -63,6 +63,28 @@ def synthetic_edges(n_side: int, seed: int = 0) -> dict[str, Any]:
     return {"xy": xy, "u": u, "v": v, "tt": tt, "length": np.r_[length, length]}
 
 
+def synthetic_case(n_side: int, n_inst: int, n_cells: int) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """The generated graph with uniformly random cells and institutions (x, y arrays), the same for every method."""
+    g = synthetic_edges(n_side)
+    rng = np.random.default_rng(1)
+    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
+    return g, rng.uniform(lo, hi, (n_cells, 2)), rng.uniform(lo, hi, (n_inst, 2))
+
+
+def _compile_synthetic(g: dict[str, Any]) -> Any:
+    from planner import travel_time
+
+    return travel_time.compile_edges(np.arange(len(g["xy"])), g["xy"], g["u"], g["v"], g["tt"], g["length"], crs=32650)
+
+
+def _networkx_synthetic(g: dict[str, Any]) -> Any:
+    import networkx as nx
+
+    G = nx.DiGraph()
+    G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
+    return G
+
+
 # ----------------------------------------------------------------------------- planner
 
 
@@ -248,14 +270,11 @@ def planner_coverage_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[s
 
     from planner import travel_time
 
-    g = synthetic_edges(n_side)
-    rng = np.random.default_rng(1)
-    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
-    cells = gpd.GeoSeries.from_xy(*rng.uniform(lo, hi, (n_cells, 2)).T, crs=32650)
-    inst = gpd.GeoSeries.from_xy(*rng.uniform(lo, hi, (n_inst, 2)).T, crs=32650)
-    inst.index = [f"f{i}" for i in range(n_inst)]
+    g, cell_xy, inst_xy = synthetic_case(n_side, n_inst, n_cells)
+    cells = gpd.GeoSeries.from_xy(*cell_xy.T, crs=32650)
+    inst = gpd.GeoSeries.from_xy(*inst_xy.T, crs=32650, index=[f"f{i}" for i in range(n_inst)])
     with Meter() as build:
-        net = travel_time.compile_edges(np.arange(len(g["xy"])), g["xy"], g["u"], g["v"], g["tt"], g["length"], crs=32650)
+        net = _compile_synthetic(g)
     with Meter() as m:
         sc = travel_time.snap_points(net, cells)
         sf = travel_time.snap_points(net, inst)
@@ -271,13 +290,9 @@ def planner_nodes_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str,
 
     from planner import travel_time
 
-    g = synthetic_edges(n_side)
-    rng = np.random.default_rng(1)
-    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
-    cells = rng.uniform(lo, hi, (n_cells, 2))
-    inst = rng.uniform(lo, hi, (n_inst, 2))
+    g, cells, inst = synthetic_case(n_side, n_inst, n_cells)
     with Meter() as build:
-        net = travel_time.compile_edges(np.arange(len(g["xy"])), g["xy"], g["u"], g["v"], g["tt"], g["length"], crs=32650)
+        net = _compile_synthetic(g)
     with Meter() as m:
         tree = cKDTree(net.node_xy)
         sc = _node_snaps(net, tree.query(cells)[1], pd.RangeIndex(n_cells))
@@ -291,14 +306,9 @@ def networkx_multisource_synthetic(n_side: int, n_inst: int, n_cells: int) -> di
     import networkx as nx
     from scipy.spatial import cKDTree
 
-    g = synthetic_edges(n_side)
-    rng = np.random.default_rng(1)
-    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
-    cells = rng.uniform(lo, hi, (n_cells, 2))
-    inst = rng.uniform(lo, hi, (n_inst, 2))
+    g, cells, inst = synthetic_case(n_side, n_inst, n_cells)
     with Meter() as build:
-        G = nx.DiGraph()
-        G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
+        G = _networkx_synthetic(g)
     with Meter() as m:
         tree = cKDTree(g["xy"])
         cell_nodes, inst_nodes = tree.query(cells)[1], tree.query(inst)[1]
@@ -312,11 +322,7 @@ def pandana_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, Any]:
     import pandana
     import pandas as pd
 
-    g = synthetic_edges(n_side)
-    rng = np.random.default_rng(1)
-    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
-    cells = rng.uniform(lo, hi, (n_cells, 2))
-    inst = rng.uniform(lo, hi, (n_inst, 2))
+    g, cells, inst = synthetic_case(n_side, n_inst, n_cells)
     half = len(g["u"]) // 2
     with Meter() as build:
         net = pandana.Network(pd.Series(g["xy"][:, 0]), pd.Series(g["xy"][:, 1]), pd.Series(g["u"][:half]),
@@ -337,14 +343,9 @@ def osmnx_recipe_synthetic(n_side: int, n_inst: int, n_cells: int) -> dict[str, 
     import shapely
     from scipy.spatial import cKDTree
 
-    g = synthetic_edges(n_side)
-    rng = np.random.default_rng(1)
-    lo, hi = g["xy"].min(axis=0), g["xy"].max(axis=0)
-    cells = rng.uniform(lo, hi, (n_cells, 2))
-    inst = rng.uniform(lo, hi, (n_inst, 2))
+    g, cells, inst = synthetic_case(n_side, n_inst, n_cells)
     with Meter() as build:
-        G = nx.DiGraph()
-        G.add_weighted_edges_from(zip(g["u"].tolist(), g["v"].tolist(), g["tt"].tolist()), weight="travel_time")
+        G = _networkx_synthetic(g)
     with Meter() as m:
         Grev = G.reverse(copy=False)
         hulls = []
