@@ -143,7 +143,7 @@ def _build_piece_index(seg_geom: np.ndarray) -> _PieceIndex | None:
 
 
 def _nearest_segments_bulk(idx: _PieceIndex, xy: np.ndarray, max_snap_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """The nearest segment of each point where it is clear-cut.
+    """Find the nearest segment of each point where it is clear-cut.
 
     Returns
     -------
