@@ -122,7 +122,7 @@ def render(r: dict) -> str:
               "| method | seconds | extra MB | ratio to planner (same work) | cells reached |", "|---|---|---|---|---|"]
     for k in ("planner", "planner_nodes", "networkx_multisource", "pandana"):
         v = w.get(k, {})
-        ratio = "—" if k == "planner" else f"{_fmt(v.get('seconds', np.nan) / pn.get('seconds', np.nan), 1)}×"
+        ratio = "—" if k == "planner" else _ratio(v, pn)
         lines.append(f"| {ROWS[k]} | {_fmt(v.get('seconds'))} | {_fmt(v.get('extra_mb'), 0)} | {ratio} | "
                      f"{v.get('reached', v.get('error', '—'))} |")
     lines += ["", f"pandana network set-up (contraction hierarchies) is included in its time: "
@@ -171,8 +171,13 @@ def render(r: dict) -> str:
     return "\n".join(lines + [""] + targets(r)) + "\n"
 
 
+def _speedup(peer: dict, ours: dict) -> float:
+    """Peer seconds / planner seconds (NaN where either is missing)."""
+    return peer.get("seconds", np.nan) / ours.get("seconds", np.nan)
+
+
 def _ratio(peer: dict, ours: dict) -> str:
-    return f"{_fmt(peer.get('seconds', np.nan) / ours.get('seconds', np.nan), 1)}×"
+    return f"{_fmt(_speedup(peer, ours), 1)}×"
 
 
 def targets(r: dict) -> list[str]:
@@ -183,11 +188,11 @@ def targets(r: dict) -> list[str]:
     out = ["## Targets", "", "| target | measured | |", "|---|---|---|"]
     for c in r.get("recipe", []):
         for work in ("coverage", "isochrones"):
-            ratio = c[f"recipe_{work}"].get("seconds", np.nan) / c[f"planner_{work}"].get("seconds", np.nan)
+            ratio = _speedup(c[f"recipe_{work}"], c[f"planner_{work}"])
             out.append(f"| ≥ 30× the OSMnx recipe: Wuhan {c['mode']} {work} | {_fmt(ratio, 1)}× | {verdict(ratio >= 30)} |")
     s = r["synthetic"]
     p, o = s["planner"], s.get("osmnx_recipe", {})
-    ratio = o.get("seconds", np.nan) / p.get("seconds", np.nan)
+    ratio = _speedup(o, p)
     out.append(f"| ≥ 30× the OSMnx recipe: {s['nodes']:,} nodes, cells within 15 min | {_fmt(ratio, 1)}× | {verdict(ratio >= 30)} |")
     peak_gb = max(p.get("build_peak_mb", np.nan), p.get("peak_mb", np.nan)) / 1024
     out += [f"| coverage of {s['nodes']:,} nodes × {s['institutions']:,} institutions < 10 s | {_fmt(p.get('seconds'))} s "
