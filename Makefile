@@ -1,5 +1,7 @@
 # Two commands for a fresh machine:  `make run`  and  `make test`.
 # Both create the virtual environment .venv/ and install planner into it first.
+# `make test` also installs the system packages the tests need when they are missing
+# (Debian's chromium, via scripts/system-deps.sh, as root); `make run` needs none.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +13,7 @@ WUHAN_ARGS := --network $(WUHAN)/roads.gpkg --institutions $(WUHAN)/institutions
 	--population $(WUHAN)/population_age20plus_100m.tif --boundaries $(WUHAN)/districts.gpkg \
 	--population-label "persons aged 20+ (WorldPop; ages 0-19 not included)"
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +25,17 @@ install: $(STAMP)
 
 ## run: the default job, 15-minute walk and e-bike coverage of central Wuhan into outputs/wuhan/
 run: $(STAMP)
+	mkdir -p $(OUT)
 	$(BIN)/planner coverage $(WUHAN_ARGS) --mode walk --title "武汉中心城区 15分钟医疗服务圈 (步行 walk)" --out $(OUT)/walk
 	$(BIN)/planner coverage $(WUHAN_ARGS) --mode ebike --title "武汉中心城区 15分钟医疗服务圈 (电动自行车 e-bike)" --out $(OUT)/ebike
 
-## test: the offline test suite
-test: $(STAMP)
-	$(BIN)/python -m pytest
+## system-deps: system packages for the tests (Debian chromium), installed only when missing
+system-deps:
+	bash scripts/system-deps.sh
+
+## test: the offline test suite; the browser tests must run (PLANNER_REQUIRE_BROWSER=1), never skip
+test: $(STAMP) system-deps
+	PLANNER_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
 ## bench: side-by-side benchmarks against OSMnx, networkx, pandana and spopt -> benchmarks/results/
 bench: $(STAMP)

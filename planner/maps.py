@@ -56,6 +56,7 @@ from branca.element import MacroElement, Template
 
 from . import settings
 from ._errors import InvalidValueError, NoCrsError
+from ._fonts import cjk_font_family
 from .datum import wgs84_to_gcj02
 
 if TYPE_CHECKING:
@@ -1094,7 +1095,8 @@ def add_cell_classes(
         show=show,
         style_function=lambda f: {"fillColor": f["properties"]["colour"], "color": f["properties"]["colour"],
                                   "fillOpacity": 0.6, "weight": 0.5, "className": "planner-cells"},
-        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        # folium refuses a tooltip field on an empty collection (e.g. no cell moved lead): no tooltip then
+        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False) if props else None,
     )
     layer.add_to(m)
     return layer
@@ -1408,7 +1410,8 @@ def save_map(m: folium.Map, path: str | os.PathLike[str]) -> int:
     size
         File size in bytes.
     """
-    m.save(str(path))
+    html = m.get_root().render()  # render first: a failing render must not leave a half-written, open file
+    Path(path).write_text(html, encoding="utf-8")
     size = Path(path).stat().st_size
     logger.info("wrote %s (%.2f MB)", path, size / 1e6)
     if size > EMAIL_SIZE_MB * 1e6:
@@ -1420,22 +1423,12 @@ def save_map(m: folium.Map, path: str | os.PathLike[str]) -> int:
 # --------------------------------------------------------------------------- static map
 
 
-_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
-              "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
-
-
-def _cjk_font() -> str | None:
-    from matplotlib import font_manager
-
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    return next((n for n in _CJK_FONTS if n in names), None)
-
-
 def render_static_map(run: CoverageRun, path: str, *, title: str | None = None, dpi: int = 150) -> str:
     """Draw a coverage run as a static PNG for reports (no tile server needed).
 
-    Chinese labels are used when a CJK font is installed (e.g. Noto Sans CJK,
-    SimHei, Microsoft YaHei); otherwise the labels are English only.
+    Labels are bilingual. The Chinese font is Noto Sans CJK SC from the `mplfonts`
+    pip package, registered at run time (:mod:`planner._fonts`), so no system
+    font is needed and matplotlib's font cache does not matter.
 
     Parameters
     ----------
@@ -1460,19 +1453,17 @@ def render_static_map(run: CoverageRun, path: str, *, title: str | None = None, 
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    font = _cjk_font()
-    zh = font is not None
+    font = cjk_font_family()  # raises MissingDependencyError rather than draw empty boxes
 
     def lab(cn: str, en: str) -> str:
-        return f"{cn} {en}" if zh else en
+        return f"{cn} {en}"
 
     s = run.summary
     minutes = [row["minutes"] for row in s["thresholds"]]
     tmax = max(minutes)
     cells = run.cells.to_crs(run.net.crs)
     t = cells["travel_time_min"].to_numpy(dtype=float)
-    rc = {"font.family": [font, "DejaVu Sans"]} if zh else {}
-    with plt.rc_context(rc):
+    with plt.rc_context({"font.family": [font, "DejaVu Sans"]}):
         fig, ax = plt.subplots(figsize=(10, 9))
         handles = []
 
@@ -1491,14 +1482,13 @@ def render_static_map(run: CoverageRun, path: str, *, title: str | None = None, 
         if run.districts is not None and len(run.districts):
             d = run.districts.to_crs(run.net.crs)
             d.boundary.plot(ax=ax, color=DISTRICT_COLOUR, linewidth=0.8, linestyle="--")
-            if zh:
-                for _, row in d.iterrows():
-                    share = row.get("share_in_study_area_pct", 100.0)
-                    if row.get("population", 0) and (share != share or share >= 20):
-                        p = row.geometry.intersection(shapely.box(*cells.total_bounds)).representative_point()
-                        pct = row.get("coverage_pct")
-                        ax.annotate(f"{row['name']}\n{pct:.0f}%" if pct == pct else row["name"], (p.x, p.y),
-                                    ha="center", fontsize=8, color=DISTRICT_COLOUR)
+            for _, row in d.iterrows():
+                share = row.get("share_in_study_area_pct", 100.0)
+                if row.get("population", 0) and (share != share or share >= 20):
+                    p = row.geometry.intersection(shapely.box(*cells.total_bounds)).representative_point()
+                    pct = row.get("coverage_pct")
+                    ax.annotate(f"{row['name']}\n{pct:.0f}%" if pct == pct else row["name"], (p.x, p.y),
+                                ha="center", fontsize=8, color=DISTRICT_COLOUR)
         inst = run.institutions[run.institutions["snap_status"] == "snapped"].to_crs(run.net.crs)
         for tier in settings.TIERS:
             sel = inst[inst["tier"] == tier]

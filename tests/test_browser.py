@@ -11,8 +11,10 @@ Requests to anything else are intercepted: basemap tiles are answered with a
 blank local tile, everything else is aborted and fails the test. Screenshots go
 to ``outputs/screenshots/``.
 
-Without Chromium or Playwright the tests are skipped, except on CI (``CI`` set),
-where they fail.
+Without Chromium or Playwright the tests are skipped, except on CI (``CI`` set)
+and under ``make test`` (which installs Chromium first, with
+``scripts/system-deps.sh``, and sets ``PLANNER_REQUIRE_BROWSER=1``), where they
+fail.
 """
 
 from __future__ import annotations
@@ -45,10 +47,27 @@ TILE_HOSTS = {  # hosts each basemap may request tiles from (answered locally, n
 VIEWPORT = {"width": 1280, "height": 860}
 
 
+REQUIRE_BROWSER_VARS = ("CI", "PLANNER_REQUIRE_BROWSER")  # either set (not 0/false): a missing browser fails
+
+
 def _unavailable(why: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{why} (required on CI)")
+    required = [v for v in REQUIRE_BROWSER_VARS if os.environ.get(v, "").strip().lower() not in ("", "0", "false", "no")]
+    if required:
+        pytest.fail(f"{why} (required: {', '.join(required)} is set)")
     pytest.skip(why)
+
+
+@pytest.mark.parametrize(("env", "outcome"), [({}, "skip"), ({"CI": "false"}, "skip"), ({"CI": "true"}, "fail"),
+                                              ({"PLANNER_REQUIRE_BROWSER": "1"}, "fail")])
+def test_missing_browser_fails_when_required(monkeypatch, env, outcome):
+    """A developer's plain ``pytest`` may skip the browser tests; CI and ``make test`` may not."""
+    for var in REQUIRE_BROWSER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(BaseException, match="Chromium is not installed") as exc:  # noqa: B017 (Skipped is a BaseException)
+        _unavailable("Chromium is not installed")
+    assert exc.type is {"skip": pytest.skip.Exception, "fail": pytest.fail.Exception}[outcome]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +78,8 @@ def browser():
         _unavailable("playwright is not installed: pip install playwright")
     exe = os.environ.get("PLANNER_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        _unavailable("Chromium is not installed: apt-get install chromium")
+        _unavailable("Chromium is not installed: run `make test` (installs it) or, as root, "
+                     "apt-get install --no-install-recommends chromium")
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu",
                                                          "--host-resolver-rules=MAP * ~NOTFOUND"])
