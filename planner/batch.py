@@ -32,9 +32,10 @@ or a set of what-ifs (modes, speeds, thresholds). Each case is one
     title = "武汉 电动自行车 15分钟医疗服务圈"
 
 Keys of a case (and of ``[defaults]``, except ``name``): ``name`` (required;
-letters, digits, ``-``, ``_``, ``.``, Chinese characters), ``network``,
+letters, digits, ``-``, ``_``, ``.``, Chinese characters; at most 100 bytes of
+UTF-8), ``network``,
 ``institutions``, ``population`` (required), ``boundaries``, ``coords``,
-``mode``, ``speed_kph``, ``minutes``, ``max_snap_m``, ``cell_size_m``,
+``population_coords``, ``mode``, ``speed_kph``, ``minutes``, ``max_snap_m``, ``cell_size_m``,
 ``population_label``, ``isochrones`` (true/false), ``title``, ``basemap`` and
 ``offline``; they mean what the options of ``planner coverage`` mean.
 
@@ -57,13 +58,12 @@ is silently lost.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import logging
 import os
-import re
 import shutil
-import sys
 import time
 import traceback
 import uuid
@@ -73,14 +73,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, datum, settings
-from ._errors import InputFileError, InvalidValueError, PlannerError
+from ._errors import InputFileError, InvalidValueError, OutputFolderError, PlannerError
+from ._toml import TomlSource, name_problem, read_toml
 from ._validate import check_minutes
-from .io import write_error_log, write_json
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from .io import check_output_dir, lock_output_dir, remove_stale_partials, write_error_log, write_json
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -88,7 +84,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BATCH_SUMMARY = "batch_summary.json"  # file name of the batch report in the output folder
-_NAME_RE = re.compile(r"^[\w\-.一-鿿]+$")
 
 
 @dataclass(frozen=True)
@@ -103,7 +98,9 @@ class BatchCase:
         Input files; :func:`load_batch` and :func:`run_batch` make them
         absolute path strings.
     coords
-        Datum of table coordinates: ``wgs84``, ``gcj02`` or ``bd09``.
+        Datum of the institutions' coordinates: ``wgs84``, ``gcj02`` or ``bd09``.
+    population_coords
+        Datum of a population table's coordinates.
     mode
         ``walk``, ``ebike`` or ``drive``.
     speed_kph
@@ -132,6 +129,7 @@ class BatchCase:
     population: str | os.PathLike[str]
     boundaries: str | os.PathLike[str] | None = None
     coords: str = "wgs84"
+    population_coords: str = "wgs84"
     mode: str = "walk"
     speed_kph: float | None = None
     minutes: tuple[float, ...] | None = None
@@ -262,52 +260,22 @@ class BatchResult:
 _CASE_KEYS = tuple(f.name for f in fields(BatchCase))
 _FILE_KEYS = ("network", "institutions", "population", "boundaries")
 _REQUIRED = ("network", "institutions", "population")
-_STR_KEYS = ("coords", "mode", "population_label", "title", "basemap")
+_STR_KEYS = ("coords", "population_coords", "mode", "population_label", "title", "basemap")
 _NUMBER_KEYS = {"speed_kph": (0.5, 150.0), "max_snap_m": (1.0, 5000.0), "cell_size_m": (1.0, 10_000.0)}  # km/h, m, m
 _BOOL_KEYS = ("isochrones", "offline")
 
 
 class _BatchFile:
-    """A batch file's path and lines, to name the line of a key in error messages."""
+    """A batch file's lines, to name the line of a key in error messages."""
 
-    _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]\s]+)\s*\]\]?")
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines = text.splitlines()
-        self.headers: list[tuple[str, int]] = []  # (table name, 0-based line)
-        for i, line in enumerate(self.lines):
-            m = self._HEADER.match(line)
-            if m:
-                self.headers.append((m.group(2), i))
-
-    def line_of(self, table: str, index: int, key: str | None) -> int | None:
-        """1-based line of `key` in the `index`-th ``[table]``/``[[table]]``, or of its header.
-
-        With ``table=""``, the line of a top-level key or table named `key`.
-        """
-        if not table:
-            own = [i for name, i in self.headers if name == key]
-            first = self.headers[0][1] if self.headers else len(self.lines)
-            top = [i for i in range(first) if key and re.match(rf"^\s*{re.escape(key)}\s*=", self.lines[i])]
-            return (own + top)[0] + 1 if own or top else None
-        starts = [i for name, i in self.headers if name == table]
-        if index >= len(starts):
-            return None
-        start = starts[index]
-        end = next((i for _, i in self.headers if i > start), len(self.lines))
-        if key is not None:
-            pat = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
-            for i in range(start + 1, end):
-                if pat.match(self.lines[i].split("#", 1)[0]):
-                    return i + 1
-        return start + 1
+    def __init__(self, source: TomlSource) -> None:
+        self.source, self.path = source, source.path
 
     def error(self, where: tuple[str, int, str], key: str | None, problem: str, fix: str,
               kind: type[PlannerError] = InvalidValueError) -> PlannerError:
+        """Return the error for `key` of the `where` ``(table, 0-based index, label)``, at its line."""
         table, index, label = where
-        line = self.line_of(table, index, key)
-        loc = f"{self.path}" + (f", line {line}" if line else "")
+        loc = self.source.where(self.source.line_in(table, index, key))
         what = f"'{key}' " if key else ""
         return kind(f"{loc}: {label}: {what}{problem}; fix: {fix}")
 
@@ -332,11 +300,11 @@ def load_batch(path: str | os.PathLike[str]) -> tuple[BatchCase, ...]:
     ------
     InputFileError
         If the batch file or an input file of a case is missing, or the batch
-        file is not valid TOML.
+        file is a folder, not UTF-8 or GB18030/GBK text, or not valid TOML.
     InvalidValueError
-        For unknown keys, wrong types, invalid values, a missing or duplicate
-        case name, or no case at all; the message names the file, the case,
-        the key and its line.
+        For unknown keys, wrong types, invalid values, a missing, duplicate or
+        too long case name, or no case at all; the message names the file, the
+        case, the key and its line.
 
     Examples
     --------
@@ -361,19 +329,8 @@ def load_batch(path: str | os.PathLike[str]) -> tuple[BatchCase, ...]:
     [('walk', 'walk', (10.0, 15.0)), ('ebike', 'ebike', (10.0, 15.0))]
     """
     p = Path(_absolute(path))
-    if not p.is_file():
-        msg = f"{p}: batch file not found; fix: check the path"
-        raise InputFileError(msg)
-    try:
-        text = p.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except UnicodeDecodeError:
-        msg = f"{p}: the batch file is not UTF-8 text; fix: save it as UTF-8"
-        raise InputFileError(msg) from None
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{p}: not valid TOML ({exc}); fix: check quotes, brackets and '=' on that line"
-        raise InputFileError(msg) from None
-    src = _BatchFile(p, text)
+    data, source = read_toml(p, what="batch file")
+    src = _BatchFile(source)
     for key in data:
         if key not in ("defaults", "case"):
             raise src.error(("", 0, "batch file"), key, "is not a known table",
@@ -416,7 +373,7 @@ def _parse_table(src: _BatchFile, raw: dict[str, Any], where: tuple[str, int, st
     """Check the keys of a ``[defaults]`` or ``[[case]]`` table and return them converted."""
     allowed = _CASE_KEYS if allow_name else tuple(k for k in _CASE_KEYS if k != "name")
     out: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, value in sorted(raw.items(), key=lambda item: item[0] != "name"):  # the name first, then in file order
         if key not in allowed:
             hint = "give each case its name in its [[case]]" if key == "name" else f"use one of {', '.join(allowed)}"
             raise src.error(where, key, "is not a known key here" if key == "name" else "is not a known key", hint)
@@ -457,7 +414,7 @@ def _check_string(src: _BatchFile, where: tuple[str, int, str], key: str, value:
         return str(f)
     elif key == "mode" and value not in settings.MODES:
         raise src.error(where, key, f"'{value}' is not a mode", f"use one of {', '.join(settings.MODES)}")
-    elif key == "coords" and value not in datum.DATUMS:
+    elif key in ("coords", "population_coords") and value not in datum.DATUMS:
         raise src.error(where, key, f"'{value}' is not a known datum", "use wgs84, gcj02 or bd09")
     elif key == "basemap":
         from .maps import BASEMAPS
@@ -468,9 +425,9 @@ def _check_string(src: _BatchFile, where: tuple[str, int, str], key: str, value:
 
 
 def _check_name(name: str, fail: Callable[[str, str], Exception]) -> None:
-    if not _NAME_RE.match(name) or name.startswith(".") or name == BATCH_SUMMARY:
-        raise fail(f"'{name}' is not usable as a folder name",
-                   "use letters, digits, Chinese characters, '-', '_' or '.' (not first)")
+    problem = name_problem(name, reserved=(BATCH_SUMMARY,))
+    if problem:
+        raise fail(*problem)
 
 
 # ----------------------------------------------------------------------------------------- running
@@ -485,6 +442,7 @@ def run_batch(
     retries: int = 2,
     serial: bool = False,
     progress: bool = True,
+    force: bool = False,
 ) -> BatchResult:
     """Run coverage cases on dask.distributed (or serially) and report each one.
 
@@ -501,7 +459,11 @@ def run_batch(
         Relative input paths are taken from the current folder and passed to
         the workers as absolute paths.
     out_dir
-        Output folder of the batch; created if needed.
+        Output folder of the batch; created if needed (its parent must exist).
+        Before any case runs, every ``<out_dir>/<case name>/`` is checked as
+        ``planner coverage`` checks ``--out`` (see
+        :func:`planner.io.check_output_dir`), and a second batch into the
+        same folder is refused while this one runs.
     scheduler
         Address of a running dask scheduler (e.g. ``tcp://10.0.0.5:8786``) or
         a ``distributed.Client``; by default a local cluster of single-threaded
@@ -525,6 +487,8 @@ def run_batch(
         Run the cases one after another in this process, without dask.
     progress
         Show a progress bar (tqdm; a widget in notebooks).
+    force
+        Replace case folders even if they hold files planner did not write.
 
     Returns
     -------
@@ -536,6 +500,9 @@ def run_batch(
     InvalidValueError
         For an unusable case name, duplicate case names, no case, or a
         negative `retries` or `n_workers`.
+    OutputFolderError
+        If a case folder would delete an input or foreign files or cannot be
+        written, or another batch is writing `out_dir`.
     ImportError
         If dask.distributed is needed and not installed.
 
@@ -554,9 +521,10 @@ def run_batch(
     '.../no_such_file.tif: file not found (the population file); fix: check the path and spelling'
     """
     t0 = time.perf_counter()
-    if isinstance(cases, (str, os.PathLike)):
-        cases = load_batch(cases)
-    todo = _checked_cases(cases)
+    batch_file = cases if isinstance(cases, (str, os.PathLike)) else None
+    if batch_file is not None:
+        cases = load_batch(batch_file)
+    todo = _checked_cases(cases)  # type: ignore[arg-type]
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         msg = f"retries={retries!r} must be a whole number >= 0; fix: e.g. retries=2"
         raise InvalidValueError(msg)
@@ -564,30 +532,46 @@ def run_batch(
         msg = f"n_workers={n_workers!r} must be a whole number >= 1; fix: e.g. --workers 4"
         raise InvalidValueError(msg)
     out = Path(_absolute(out_dir))
-    out.mkdir(parents=True, exist_ok=True)
-    log_dir = out / f".batch-attempts-{uuid.uuid4().hex[:12]}"
-    log_dir.mkdir()
-    records: dict[str, dict[str, Any]] = {}
-    where = "serial" if serial else scheduler if isinstance(scheduler, str) else "dask"
-    try:
-        if serial:
-            _run_serial(todo, out, log_dir, retries, records, progress)
-        else:
-            with _client(scheduler, n_workers=n_workers, n_cases=len(todo), retries=retries) as (client, where):
-                _run_distributed(client, todo, out, log_dir, retries, records, progress)
-    except BaseException as exc:
-        # report what finished, and why the rest did not, before passing the error on
-        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _one_line(f"{type(exc).__name__}: {exc}")
+    _check_outputs(todo, out, batch_file=batch_file, force=force)
+    runner = functools.partial(_run_one, force=True) if force else _run_one  # looked up now: tests replace _run_one
+    with lock_output_dir(out):  # a second batch into `out` is refused, not raced
+        out.mkdir(exist_ok=True)
+        log_dir = out / f".batch-attempts-{uuid.uuid4().hex[:12]}"
+        log_dir.mkdir()
+        records: dict[str, dict[str, Any]] = {}
+        where = "serial" if serial else scheduler if isinstance(scheduler, str) else "dask"
         try:
-            _finish(todo, out, log_dir, records, where=where, retries=retries, seconds=time.perf_counter() - t0,
-                    stopped=reason)
-        except Exception:  # noqa: BLE001 - the original error matters more
-            logger.exception("batch: could not write %s", out / BATCH_SUMMARY)
-        raise
-    result = _finish(todo, out, log_dir, records, where=where, retries=retries, seconds=time.perf_counter() - t0)
+            if serial:
+                _run_serial(todo, out, log_dir, retries, records, progress, runner=runner)
+            else:
+                with _client(scheduler, n_workers=n_workers, n_cases=len(todo), retries=retries) as (client, where):
+                    _run_distributed(client, todo, out, log_dir, retries, records, progress, runner=runner)
+        except BaseException as exc:
+            # report what finished, and why the rest did not, before passing the error on
+            reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else _one_line(f"{type(exc).__name__}: {exc}")
+            try:
+                _finish(todo, out, log_dir, records, where=where, retries=retries, seconds=time.perf_counter() - t0,
+                        stopped=reason)
+            except Exception:  # noqa: BLE001 - the original error matters more
+                logger.exception("batch: could not write %s", out / BATCH_SUMMARY)
+            raise
+        result = _finish(todo, out, log_dir, records, where=where, retries=retries, seconds=time.perf_counter() - t0)
     logger.info("batch: %d of %d cases ok, %d failed; report in %s", result.n_ok, len(todo), result.n_failed,
                 result.summary_path)
     return result
+
+
+def _check_outputs(cases: list[BatchCase], out: Path, *, batch_file: str | os.PathLike[str] | None, force: bool) -> None:
+    """Check every case's output folder before any case runs: no input inside, no foreign files, writable."""
+    inputs = [batch_file, *(getattr(c, k) for c in cases for k in ("network", "institutions", "population", "boundaries"))]
+    summary = os.path.realpath(out / BATCH_SUMMARY)
+    for p in inputs:
+        if p is not None and os.path.realpath(p) == summary:
+            msg = (f"output folder {out}: the batch would replace the input {p} with its {BATCH_SUMMARY}; "
+                   "fix: move the input out of that folder, or give another --out")
+            raise OutputFolderError(msg)
+    for case in cases:
+        check_output_dir(out / case.name, inputs=inputs, force=force, root=out)
 
 
 def _checked_cases(cases: Sequence[BatchCase]) -> list[BatchCase]:
@@ -669,12 +653,13 @@ def _import_distributed() -> tuple[Any, Any]:
 
 
 def _run_serial(cases: list[BatchCase], out: Path, log_dir: Path, retries: int,
-                records: dict[str, dict[str, Any]], progress: bool) -> None:
+                records: dict[str, dict[str, Any]], progress: bool, *,
+                runner: Callable[[BatchCase, Path], dict[str, Any]] | None = None) -> None:
     with _progress_bar(len(cases), progress) as bar:
         for case in cases:
             for attempt in range(retries + 1):
                 try:
-                    records[case.name] = _case_task(case, str(out), str(log_dir), _run_one)
+                    records[case.name] = _case_task(case, str(out), str(log_dir), runner or _run_one)
                     break
                 except Exception as exc:  # noqa: BLE001 - retried, then reported with the case
                     if attempt == retries:
@@ -683,7 +668,8 @@ def _run_serial(cases: list[BatchCase], out: Path, log_dir: Path, retries: int,
 
 
 def _run_distributed(client: Client, cases: list[BatchCase], out: Path, log_dir: Path, retries: int,
-                     records: dict[str, dict[str, Any]], progress: bool) -> None:
+                     records: dict[str, dict[str, Any]], progress: bool, *,
+                     runner: Callable[[BatchCase, Path], dict[str, Any]] | None = None) -> None:
     from distributed import as_completed
 
     token = log_dir.name.rsplit("-", 1)[-1]
@@ -698,7 +684,7 @@ def _run_distributed(client: Client, cases: list[BatchCase], out: Path, log_dir:
         capacity = max(1, sum(client.nthreads().values()))  # type: ignore[no-untyped-call]
         while waiting and len(running) < capacity:
             case = waiting.pop()
-            fut = client.submit(_case_task, case, str(out), str(log_dir), _run_one, retries=retries, pure=False,
+            fut = client.submit(_case_task, case, str(out), str(log_dir), runner or _run_one, retries=retries, pure=False,
                                 key=f"planner-{case.name}-{token}")
             running[fut] = case.name
             done.add(fut)  # type: ignore[no-untyped-call]
@@ -785,16 +771,17 @@ def _case_task(case: BatchCase, out_root: str, log_dir: str,
     return record
 
 
-def _run_one(case: BatchCase, out: Path) -> dict[str, Any]:
+def _run_one(case: BatchCase, out: Path, *, force: bool = False) -> dict[str, Any]:
     """Run one case and write its outputs into `out`; return its key figures."""
     from .pipeline import run_coverage, write_coverage_outputs
 
     t0 = time.perf_counter()
     run = run_coverage(case.network, case.institutions, case.population, boundaries=case.boundaries,
                        mode=case.mode, speed_kph=case.speed_kph, minutes=case.minutes, coords=case.coords,
+                       population_coords=case.population_coords,
                        max_snap_m=case.max_snap_m, cell_size_m=case.cell_size_m,
                        population_label=case.population_label, with_isochrones=case.isochrones, progress=False)
-    write_coverage_outputs(run, out, title=case.title, basemap=case.basemap, offline=case.offline)
+    write_coverage_outputs(run, out, title=case.title, basemap=case.basemap, offline=case.offline, force=force)
     s = run.summary
     return {
         "status": "ok", "error": None, "error_type": None, "seconds": round(time.perf_counter() - t0, 2),
@@ -869,8 +856,7 @@ def _finish(cases: list[BatchCase], out: Path, log_dir: Path, records: dict[str,
         attempts, problems = _read_attempts(log_dir / f"{case.name}.jsonl",
                                             running_means_died=rec["error_type"] != "BatchStopped")
         case_out = out / case.name
-        for stale in case_out.glob(".partial-*") if case_out.is_dir() else ():
-            shutil.rmtree(stale, ignore_errors=True)  # left by a worker that died while writing
+        remove_stale_partials(case_out)  # left by a worker that died while writing
         if rec["status"] != "ok" and rec["error_type"] in ("KilledWorker", "CancelledError", "FutureCancelledError"):
             write_error_log(case_out, RuntimeError(rec["error"]))
         results.append(CaseResult(

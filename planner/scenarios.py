@@ -13,7 +13,8 @@ A scenario names its inputs and analysis settings and lists edits:
     institutions = "../geodata/wuhan/institutions.geojson"
     population = "../geodata/wuhan/population_age20plus_100m.tif"
     boundaries = "../geodata/wuhan/districts.gpkg"
-    coords = "wgs84"                       # datum of table coordinates
+    coords = "wgs84"                       # datum of the institutions' coordinates
+    population_coords = "wgs84"            # datum of a population table's coordinates
     population_label = "persons aged 20+ (WorldPop)"
 
     [analysis]
@@ -45,6 +46,10 @@ A scenario names its inputs and analysis settings and lists edits:
 
 Unknown keys, wrong types, edits that name unknown institutions, and polygons
 outside the study area are errors that name the file, the key and the line.
+The file may be saved as UTF-8 (with or without BOM) or GB18030/GBK. Before
+any input is loaded, a name longer than 100 bytes of UTF-8 (it becomes folder
+and file names), an ``extends`` that names a missing file, a folder or a loop,
+and a polygon with NaN/inf corners or crossing edges are refused.
 
 Runs are deterministic, and the loaded inputs (network, population cells) are
 cached in memory and on disk (``<out_root>/.cache/``), keyed by the input files'
@@ -57,10 +62,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import pickle
-import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,18 +77,14 @@ import pandas as pd
 import shapely
 
 from . import __version__, datum, settings
-from ._errors import InputFileError, InvalidValueError
-from ._validate import check_minutes, check_mode
+from ._errors import InvalidValueError
+from ._toml import TomlSource, name_problem, read_toml
+from ._validate import check_minutes
 from .coverage import assign_districts
 from .institutions import classify_tier
-from .io import output_dir, write_json
+from .io import check_output_dir, output_dir, write_csv, write_json
 from .network import add_edge_travel_times
 from .pipeline import CaseInputs, CoverageRun, analyse_case, load_case
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ class Inputs:
     population: str
     boundaries: str | None = None
     coords: str = "wgs84"
+    population_coords: str = "wgs84"
     population_label: str = "population"
 
 
@@ -199,26 +200,20 @@ _EDITS = {f.name for f in dataclasses.fields(Edits)}
 _ADD = {f.name for f in dataclasses.fields(AddInstitution)}
 _TIER = {f.name for f in dataclasses.fields(ChangeTier)}
 _CLOSE = {f.name for f in dataclasses.fields(CloseRoads)}
-_NAME_RE = re.compile(r"^[\w\-.一-鿿]+$")
 
 
 class _Ctx:
-    """File name and text, for error messages that give the line of a key."""
+    """A scenario file's lines, for error messages that give the line of a key."""
 
-    def __init__(self, path: Path, text: str) -> None:
-        self.path, self.lines = path, text.splitlines()
+    def __init__(self, source: TomlSource) -> None:
+        self.source, self.path = source, source.path
 
-    def line_of(self, token: str) -> int | None:
-        pat = re.compile(rf"(^|[\s\[\.\"']){re.escape(token)}\s*(=|\]|\"|')")
-        for i, line in enumerate(self.lines, 1):
-            if pat.search(line.split("#", 1)[0]):
-                return i
-        return None
-
-    def fail(self, key: str, problem: str, fix: str, *, token: str | None = None) -> InvalidValueError:
-        line = self.line_of(token or key.split(".")[-1].split("[")[0])
-        where = f"{self.path}" + (f", line {line}" if line else "")
-        return InvalidValueError(f"{where}: '{key}' {problem}; fix: {fix}")
+    def fail(self, key: str, problem: str, fix: str, *, token: str | None = None,
+             table: tuple[str, int] | None = None) -> InvalidValueError:
+        """Return the error for `key`, at the line of `token` in the `table` ``(name, 0-based index)`` if given."""
+        token = token or key.split(".")[-1].split("[")[0]
+        line = self.source.line_in(table[0], table[1], token) if table else None
+        return InvalidValueError(f"{self.source.where(line or self.source.line_of(token))}: '{key}' {problem}; fix: {fix}")
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
@@ -237,9 +232,12 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     Raises
     ------
     InputFileError
-        If the file is missing or not valid TOML.
+        If the file is missing, a folder, not UTF-8 or GB18030/GBK text, or
+        not valid TOML.
     InvalidValueError
-        For unknown keys, wrong types or invalid values, naming the key and line.
+        For unknown keys, wrong types or invalid values (a name too long for a
+        folder, NaN or self-crossing polygons, an ``extends`` that is missing,
+        a folder or a loop), naming the key and line.
 
     Examples
     --------
@@ -248,37 +246,30 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     >>> s.name, s.analysis.mode, s.analysis.minutes
     ('wuhan-baseline', 'walk', (5.0, 10.0, 15.0))
     """
-    return _load(Path(path), seen=())
-
-
-def _read_toml(path: Path) -> tuple[dict[str, Any], _Ctx]:
-    if not path.exists():
-        msg = f"{path}: scenario file not found; fix: check the path"
-        raise InputFileError(msg)
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path}: not valid TOML ({exc}); fix: check quotes, brackets and '=' on that line"
-        raise InputFileError(msg) from None
-    return data, _Ctx(path, text)
+    return _load(Path(path).resolve(), seen=())
 
 
 def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
-    path = path.resolve()
-    if path in seen:
-        msg = f"{path}: 'extends' forms a loop ({' -> '.join(p.name for p in (*seen, path))}); fix: remove one 'extends'"
-        raise InvalidValueError(msg)
-    data, ctx = _read_toml(path)
+    # the file, its name and its 'extends' chain are checked before any key that names an input
+    data, source = read_toml(path, what="scenario file")
+    ctx = _Ctx(source)
     _unknown(ctx, data, _TOP, "")
+    name = _typed(ctx, data, "name", str, required=True)
+    problem = name_problem(name)
+    if problem:
+        raise ctx.fail("name", *problem)
     parent: Scenario | None = None
     if "extends" in data:
-        base = _typed(ctx, data, "extends", str)
-        parent = _load((path.parent / base), seen=(*seen, path))
-
-    name = _typed(ctx, data, "name", str, required=True)
-    if not _NAME_RE.match(name) or name.startswith("."):  # '..' or '.x' would leave or hide in the outputs folder
-        raise ctx.fail("name", f"'{name}' is not usable as a folder name", "use letters, digits, '-', '_' or '.'")
+        base = (path.parent / _typed(ctx, data, "extends", str)).resolve()
+        if base.is_dir():
+            raise ctx.fail("extends", f"names a folder ({base}), not a scenario file",
+                           "give the path of a .toml file, relative to this scenario file")
+        if not base.is_file():
+            raise ctx.fail("extends", f"file not found: {base}", "give a path relative to this scenario file")
+        if base in (*seen, path):
+            chain = " -> ".join(p.name for p in (*seen, path, base))
+            raise ctx.fail("extends", f"forms a loop ({chain})", "remove one 'extends'")
+        parent = _load(base, seen=(*seen, path))
 
     raw_in = _table(ctx, data, "inputs")
     _unknown(ctx, raw_in, _INPUTS, "inputs.")
@@ -294,13 +285,14 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
     for key in ("network", "institutions", "population"):
         if key not in inputs:
             raise ctx.fail(f"inputs.{key}", "is missing", f"add {key} = \"path\" under [inputs]", token="inputs")
-    if "coords" in raw_in:
-        coords = _typed(ctx, raw_in, "coords", str, prefix="inputs.")
-        try:
-            datum.to_wgs84(0.0, 0.0, datum=coords)
-        except ValueError:
-            raise ctx.fail("inputs.coords", f"'{coords}' is not a known datum", "use wgs84, gcj02 or bd09") from None
-        inputs["coords"] = coords
+    for key in ("coords", "population_coords"):
+        if key in raw_in:
+            coords = _typed(ctx, raw_in, key, str, prefix="inputs.")
+            try:
+                datum.to_wgs84(0.0, 0.0, datum=coords)
+            except ValueError:
+                raise ctx.fail(f"inputs.{key}", f"'{coords}' is not a known datum", "use wgs84, gcj02 or bd09") from None
+            inputs[key] = coords
     if "population_label" in raw_in:
         inputs["population_label"] = _typed(ctx, raw_in, "population_label", str, prefix="inputs.")
 
@@ -368,6 +360,11 @@ def _edits(ctx: _Ctx, raw: dict[str, Any]) -> Edits:
         if cap is not None and cap < 0:
             raise ctx.fail(f"{key}.capacity", f"{cap} is negative", "give beds or staff >= 0", token="capacity")
         coords = _typed(ctx, item, "coords", str, prefix=key + ".") if "coords" in item else "wgs84"
+        try:
+            datum.to_wgs84(0.0, 0.0, datum=coords)
+        except ValueError:
+            raise ctx.fail(f"{key}.coords", f"'{coords}' is not a known datum", "use wgs84, gcj02 or bd09", token="coords",
+                           table=("edits.add_institutions", i)) from None
         fid = _typed(ctx, item, "id", str, prefix=key + ".") if "id" in item else None
         adds.append(AddInstitution(name=name, lon=lon, lat=lat, tier=tier, capacity=cap, coords=coords, id=fid))
     removes = raw.get("remove_institutions", [])
@@ -390,14 +387,35 @@ def _edits(ctx: _Ctx, raw: dict[str, Any]) -> Edits:
             raise ctx.fail(f"{key}.ids", "must be a list of road ids", "e.g. ids = [1201, 1202]", token="ids")
         poly = item.get("polygon", [])
         if poly and (not isinstance(poly, list) or len(poly) < 3 or not all(
-                isinstance(p, list) and len(p) == 2 and all(isinstance(c, (int, float)) for c in p) for p in poly)):
+                isinstance(p, list) and len(p) == 2 and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in p)
+                for p in poly)):
             raise ctx.fail(f"{key}.polygon", "must be a list of at least three [lon, lat] pairs",
-                           "e.g. polygon = [[114.28, 30.55], [114.29, 30.55], [114.29, 30.56]]", token="polygon")
+                           "e.g. polygon = [[114.28, 30.55], [114.29, 30.55], [114.29, 30.56]]", token="polygon",
+                           table=("edits.close_roads", i))
         if not ids and not poly:
             raise ctx.fail(key, "closes nothing", "give ids = [...] or polygon = [[lon, lat], ...]", token="close_roads")
-        closes.append(CloseRoads(ids=tuple(ids), polygon=tuple((float(a), float(b)) for a, b in poly)))
+        ring = tuple((float(a), float(b)) for a, b in poly)
+        if ring:
+            _check_polygon(ctx, f"{key}.polygon", ring, table=("edits.close_roads", i))
+        closes.append(CloseRoads(ids=tuple(ids), polygon=ring))
     return Edits(add_institutions=tuple(adds), remove_institutions=tuple(str(x) for x in removes),
                  change_tier=tuple(tiers), close_roads=tuple(closes))
+
+
+def _check_polygon(ctx: _Ctx, key: str, ring: tuple[tuple[float, float], ...], *, table: tuple[str, int]) -> None:
+    """Refuse a polygon (lon, lat corners) with NaN/inf or out-of-range corners, or that GEOS finds invalid."""
+    for j, (lon, lat) in enumerate(ring, 1):
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            raise ctx.fail(key, f"corner {j} [{lon}, {lat}] is not a number", "give finite lon, lat in decimal degrees "
+                           "(no nan or inf)", token="polygon", table=table)
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise ctx.fail(key, f"corner {j} [{lon}, {lat}] is not a position", "give decimal degrees, longitude first",
+                           token="polygon", table=table)
+    polygon = shapely.Polygon(ring)
+    if not shapely.is_valid(polygon):
+        raise ctx.fail(key, f"is not a valid polygon ({shapely.is_valid_reason(polygon)})",
+                       "list at least three distinct corners in order around the area, with no edge crossing another",
+                       token="polygon", table=table)
 
 
 def _unknown(ctx: _Ctx, table: dict[str, Any], allowed: set[str], prefix: str) -> None:
@@ -414,7 +432,8 @@ def _typed(ctx: _Ctx, table: dict[str, Any], key: str, kind: Any, *, required: b
     value = table[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     if isinstance(value, bool) and bool not in kinds:
-        raise ctx.fail(prefix + key, f"must be {' or '.join(k.__name__ for k in kinds)}, not true/false", "fix the value", token=key)
+        raise ctx.fail(prefix + key, f"must be {' or '.join(k.__name__ for k in kinds)}, not true/false", "fix the value",
+                       token=key)
     if not isinstance(value, kinds):
         raise ctx.fail(prefix + key, f"must be {' or '.join(k.__name__ for k in kinds)}, not {type(value).__name__}",
                        "fix the value's type", token=key)
@@ -456,8 +475,8 @@ def _case_key(s: Scenario) -> str:
     parts = {
         "v": _CACHE_VERSION, "planner": __version__,
         "files": [_file_digest(getattr(s.inputs, k)) for k in ("network", "institutions", "population", "boundaries")],
-        "coords": s.inputs.coords, "mode": s.analysis.mode, "max_snap_m": s.analysis.max_snap_m,
-        "cell_size_m": s.analysis.cell_size_m,
+        "coords": s.inputs.coords, "population_coords": s.inputs.population_coords, "mode": s.analysis.mode,
+        "max_snap_m": s.analysis.max_snap_m, "cell_size_m": s.analysis.cell_size_m,
         "settings": [settings.WALK_SPEED_KPH, settings.EBIKE_SPEED_KPH, sorted(settings.DRIVE_SPEEDS_KPH.items()),
                      settings.DRIVE_DEFAULT_SPEED_KPH, settings.SNAP_TOLERANCE_M,
                      {k: sorted(v) for k, v in settings.EXCLUDED_HIGHWAYS.items()}],
@@ -491,13 +510,15 @@ def load_scenario_case(scenario: Scenario, *, cache_dir: str | os.PathLike[str] 
                 case = pickle.load(f)  # noqa: S301 - our own cache file, keyed by content hashes
             _MEMORY_CACHE[key] = case
             logger.info("loaded cached inputs %s", path.name)
+            if case.options.get("datum_warning"):  # said when the inputs were loaded; say it again for this run
+                logger.warning("%s", case.options["datum_warning"])
             return case
         except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
             logger.warning("ignoring unreadable cache file %s", path)
     s = scenario
     case = load_case(s.inputs.network, s.inputs.institutions, s.inputs.population, boundaries=s.inputs.boundaries,
-                     mode=s.analysis.mode, coords=s.inputs.coords, max_snap_m=s.analysis.max_snap_m,
-                     cell_size_m=s.analysis.cell_size_m)
+                     mode=s.analysis.mode, coords=s.inputs.coords, population_coords=s.inputs.population_coords,
+                     max_snap_m=s.analysis.max_snap_m, cell_size_m=s.analysis.cell_size_m)
     _MEMORY_CACHE[key] = case
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -628,9 +649,7 @@ def apply_network_edits(case: CaseInputs, edits: Edits, *, speed_kph: float | No
 
 
 def _ctx_for(source: str | None) -> _Ctx:
-    if source and Path(source).exists():
-        return _Ctx(Path(source), Path(source).read_text(encoding="utf-8"))
-    return _Ctx(Path(source or "<scenario>"), "")
+    return _Ctx(TomlSource.of(source))
 
 
 def run_scenario(
@@ -641,6 +660,7 @@ def run_scenario(
     use_cache: bool = True,
     basemap: str = "osm",
     offline: bool = False,
+    force: bool = False,
 ) -> CoverageRun:
     """Run a scenario and (unless `out_root` is None) write everything to ``<out_root>/<name>/``.
 
@@ -656,13 +676,24 @@ def run_scenario(
         Reuse loaded inputs from memory and ``<out_root>/.cache/``.
     basemap, offline
         Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace ``<out_root>/<name>/`` even if it holds files planner did not write.
 
     Returns
     -------
     run
         The coverage run; ``run.summary["scenario"]`` names the scenario and its edits.
+
+    Raises
+    ------
+    OutputFolderError
+        Before anything is loaded, if ``<out_root>/<name>/`` cannot receive
+        the outputs (see :func:`planner.io.check_output_dir`).
     """
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    if out_root is not None:  # a doomed output folder fails now, not after the analysis
+        check_output_dir(Path(out_root) / s.name, inputs=scenario_input_files(s), force=force, root=out_root,
+                         files=[f"{s.name}.gpkg"])
     t0 = time.perf_counter()
     cache_dir = Path(out_root) / ".cache" if (use_cache and out_root is not None) else None
     if not use_cache:
@@ -676,12 +707,32 @@ def run_scenario(
                                "edits": dataclasses.asdict(s.edits), "closed": closed}
     run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
     if out_root is not None:
-        write_scenario_outputs(run, s, Path(out_root) / s.name, basemap=basemap, offline=offline)
+        Path(out_root).mkdir(exist_ok=True)  # its parent exists (checked above)
+        write_scenario_outputs(run, s, Path(out_root) / s.name, basemap=basemap, offline=offline, force=force)
     return run
 
 
+def scenario_input_files(scenario: Scenario) -> list[str]:
+    """Return the files a scenario reads: its TOML file and its inputs.
+
+    An output folder must not hold any of them (see :func:`planner.io.check_output_dir`).
+
+    Parameters
+    ----------
+    scenario
+        The scenario.
+
+    Returns
+    -------
+    paths
+        Absolute paths.
+    """
+    i = scenario.inputs
+    return [p for p in (scenario.source, i.network, i.institutions, i.population, i.boundaries) if p]
+
+
 def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: Path, *, basemap: str = "osm",
-                           offline: bool = False) -> Path:
+                           offline: bool = False, force: bool = False) -> Path:
     """Write a scenario run: summary, tables (CSV/XLSX), one GeoPackage, maps, the scenario itself.
 
     Parameters
@@ -694,6 +745,8 @@ def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: Path, *, b
         Output folder (written atomically).
     basemap, offline
         Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
 
     Returns
     -------
@@ -703,7 +756,7 @@ def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: Path, *, b
     from .exports import write_geopackage, write_tables
     from .maps import render_coverage_map, render_static_map, save_map
 
-    with output_dir(out) as tmp:
+    with output_dir(out, kind="scenario", inputs=scenario_input_files(scenario), force=force) as tmp:
         write_geopackage(run, tmp / f"{scenario.name}.gpkg")
         write_tables(run.summary, tmp)
         save_map(render_coverage_map(run, title=scenario.title, basemap=basemap, offline=offline), tmp / "map.html")
@@ -804,6 +857,7 @@ def compare_scenarios(
     progress: bool = False,
     basemap: str = "osm",
     offline: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run two scenarios (cached) and write their differences.
 
@@ -821,26 +875,46 @@ def compare_scenarios(
         Show progress bars.
     basemap, offline
         Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace the output folders even if they hold files planner did not write.
 
     Returns
     -------
     comparison
         The figures written to ``compare.json``.
+
+    Raises
+    ------
+    OutputFolderError
+        Before anything is loaded, if an output folder cannot receive the
+        outputs, or if the comparison folder overlaps a run's folder or the
+        cache (see :func:`planner.io.check_output_dir`).
     """
     sa = a if isinstance(a, Scenario) else load_scenario(a)
     sb = b if isinstance(b, Scenario) else load_scenario(b)
-    ra = run_scenario(sa, out_root=out_root, progress=progress, basemap=basemap, offline=offline)
-    rb = run_scenario(sb, out_root=out_root, progress=progress, basemap=basemap, offline=offline)
-    comp, cells = compare_runs(ra, rb)
     folder = Path(out) if out is not None else Path(out_root or ".") / f"compare-{sa.name}-vs-{sb.name}"
+    root = out_root if out is None else None
+    inputs = [*scenario_input_files(sa), *scenario_input_files(sb)]
+    runs = [] if out_root is None else [Path(out_root) / sa.name, Path(out_root) / sb.name]
+    keep = [*runs, *([] if out_root is None else [Path(out_root) / ".cache"])]
+    check_output_dir(folder, inputs=inputs, force=force, keep=keep, root=root)
+    if out_root is not None:
+        for s in (sa, sb):
+            check_output_dir(Path(out_root) / s.name, inputs=inputs, force=force, keep=[folder], root=out_root,
+                             files=[f"{s.name}.gpkg"])
+    ra = run_scenario(sa, out_root=out_root, progress=progress, basemap=basemap, offline=offline, force=force)
+    rb = run_scenario(sb, out_root=out_root, progress=progress, basemap=basemap, offline=offline, force=force)
+    comp, cells = compare_runs(ra, rb)
     from .maps import render_compare_map, render_coverage_map, save_map, side_by_side_html
 
     title = f"{sa.title or sa.name} → {sb.title or sb.name}"
-    with output_dir(folder) as tmp:
+    if root is not None:
+        Path(root).mkdir(exist_ok=True)
+    with output_dir(folder, kind="compare", inputs=inputs, force=force, keep=keep) as tmp:
         write_json(comp, tmp / "compare.json")
         cells.reset_index().to_file(tmp / "compare_cells.gpkg", layer="cells", driver="GPKG")
-        pd.DataFrame(comp["by_district"]).to_csv(tmp / "compare_by_district.csv", index=False, encoding="utf-8-sig")
-        pd.DataFrame(comp["by_tier"]).to_csv(tmp / "compare_by_tier.csv", index=False, encoding="utf-8-sig")
+        write_csv(pd.DataFrame(comp["by_district"]), tmp / "compare_by_district.csv")
+        write_csv(pd.DataFrame(comp["by_tier"]), tmp / "compare_by_tier.csv")
         save_map(render_compare_map(ra, rb, cells, comp, title=title, basemap=basemap, offline=offline),
                  tmp / "compare_map.html")
         save_map(render_coverage_map(ra, title=sa.title or sa.name, basemap=basemap, offline=offline), tmp / "map_a.html")
