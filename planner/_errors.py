@@ -39,3 +39,11 @@ class UnreachableFacilityError(ValueError, PlannerError):
 
 class InfeasibleModelError(RuntimeError, PlannerError):
     """An optimisation model is infeasible or the solver failed."""
+
+
+class MissingDependencyError(ImportError, PlannerError):
+    """A required package or a file it ships (e.g. the CJK map font) is missing."""
+
+
+class OutputFolderError(ValueError, PlannerError):
+    """An output folder cannot receive a run's results (a file, read-only, holds inputs or foreign files, busy)."""

@@ -52,14 +52,21 @@ Solution methods (``method``):
   that break the contiguity rule to an adjacent grid at the least added
   cost; single boundary-cell moves and then a large-neighbourhood search
   (the exact sub-MIP over the grids of a lead and its neighbours, all
-  other cells held) bring every load within tolerance and cut the travel
-  cost. The gap to the LP bound is reported.
-* ``"mip"``: the heuristic for :data:`HEURISTIC_TIME_SHARE` of
-  ``time_limit_s``, then the model above by HiGHS branch and bound,
-  warm-started from it, to ``mip_gap`` or the time limit (status
-  ``"time_limit"`` with the gap to HiGHS' dual bound).
+  other cells held; at most :data:`LNS_MAX_SUBMIPS` of them, each within
+  :data:`LNS_SUB_MAX_NODES` branch-and-bound nodes) bring every load within
+  tolerance and cut the travel cost. The gap to the LP bound is reported.
+* ``"mip"``: the heuristic, then the model above by HiGHS branch and bound,
+  warm-started from it, to ``mip_gap`` or :data:`MIP_MAX_NODES` nodes
+  (status ``"work_limit"`` with the gap to HiGHS' dual bound).
 * ``"auto"`` (default): ``"mip"`` up to :data:`MAX_MIP_PAIRS` pairs, else
   ``"heuristic"``.
+
+Every step ends by a count of work (nodes, sub-problems, moves), never by
+the clock, and HiGHS runs serially with a fixed seed, so the same inputs give
+the same grids on every run (with the same planner and HiGHS versions).
+``time_limit_s`` is only a safety net: a solve it stops has status
+``"time_limit"`` (or ``time_limited=True``) and may differ between runs,
+which is logged as a warning.
 
 Capacity shares come from the leads' ``capacity`` column (beds, 床位) when
 every lead has one, else they are equal (logged). Cells without a route to
@@ -93,7 +100,7 @@ import logging
 import math
 import time
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import geopandas as gpd
@@ -107,18 +114,21 @@ from scipy.spatial import cKDTree
 
 from . import settings
 from ._errors import InfeasibleModelError, InvalidValueError, MissingColumnError, NoCrsError, UnreachableFacilityError
-from ._highs import import_highspy, new_highs
+from ._highs import import_highspy, log_mip_progress, new_highs, set_deterministic
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE: float = 0.2  # relative: each load within ±20 % of its capacity share
-DEFAULT_TIME_LIMIT_S: float = 60.0  # seconds for the whole solve
+DEFAULT_TIME_LIMIT_S: float = 600.0  # seconds; a safety net only: the work bounds below end a normal solve
 DEFAULT_MIP_GAP: float = 1e-4  # relative gap at which HiGHS stops and the MIP counts as optimal
 MAX_MIP_PAIRS: int = 200_000  # (cell, lead) pairs; above this, method="auto" uses the heuristic
-HEURISTIC_TIME_SHARE: float = 0.7  # share of time_limit_s the heuristic may use before the MIP starts
+MIP_MAX_NODES: int = 200  # branch-and-bound nodes of the full MIP: its deterministic work bound
+LNS_MAX_SUBMIPS: int = 60  # neighbourhood sub-MIPs of the heuristic: its deterministic work bound
+LNS_SUB_MAX_NODES: int = 50  # branch-and-bound nodes of one neighbourhood sub-MIP
 P95: float = 0.95  # quantile of the population-weighted travel-time percentiles
+PROGRESS_EVERY_S: float = 5.0  # seconds between progress lines (logged at INFO; they never change the result)
 
-Status = Literal["optimal", "time_limit", "heuristic"]
+Status = Literal["optimal", "work_limit", "time_limit", "heuristic"]
 Method = Literal["auto", "mip", "heuristic"]
 _OD_COLUMNS = ("origin_id", "destination_id", "travel_time_s")
 _EPS_M = 1e-6  # metres; two adjacency distances closer than this are equal
@@ -153,8 +163,10 @@ class AssignmentResult:
         ``load_ratio`` (population / target), ``n_cells``, ``home_cell``,
         ``baseline_population`` and ``baseline_load_ratio``.
     status
-        ``"optimal"`` (MIP proven within `mip_gap`), ``"time_limit"`` (MIP
-        incumbent at the time limit) or ``"heuristic"``.
+        ``"optimal"`` (MIP proven within `mip_gap`), ``"work_limit"`` (MIP
+        incumbent at its node bound: reproducible), ``"time_limit"`` (MIP
+        incumbent when the safety-net time limit stopped it: may differ
+        between runs) or ``"heuristic"``.
     method
         ``"mip"`` or ``"heuristic"``: what produced the solution.
     objective
@@ -173,6 +185,12 @@ class AssignmentResult:
         :meth:`summary`.
     unassigned
         Cells without a route to any lead (not in the model).
+    time_limited
+        True when the safety-net time limit cut any step short: the grids
+        may then differ between runs.
+    work
+        The work done and its bounds: ``mip_nodes`` (of ``mip_max_nodes``)
+        and ``lns_submips`` (of ``lns_max_submips``).
     """
 
     assignment: pd.Series
@@ -189,6 +207,8 @@ class AssignmentResult:
     tolerance: float
     comparison: dict[str, float]
     unassigned: pd.Index
+    time_limited: bool = False
+    work: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Report figures, ready for JSON.
@@ -199,8 +219,8 @@ class AssignmentResult:
             Keys ``status``, ``method``, ``n_grids``, ``n_cells``,
             ``n_unassigned``, ``population_unassigned``, ``tolerance``,
             ``objective_person_s``, ``lower_bound_person_s``, ``gap``,
-            ``runtime_s``, the `comparison` figures and ``loads`` (one dict
-            per lead).
+            ``time_limited``, ``work``, ``runtime_s``, the `comparison`
+            figures and ``loads`` (one dict per lead).
         """
         loads = self.loads.reset_index().astype(object).where(self.loads.reset_index().notna(), None)
         return {
@@ -214,6 +234,8 @@ class AssignmentResult:
             "objective_person_s": round(self.objective, 1),
             "lower_bound_person_s": round(self.lower_bound, 1),
             "gap": round(self.gap, 6),
+            "time_limited": self.time_limited,
+            "work": dict(self.work),
             "runtime_s": round(self.seconds, 2),
             **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.comparison.items()
                if k != "population_unassigned"},
@@ -422,6 +444,8 @@ def assign_lead_hospital(
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     method: Method = "auto",
     mip_gap: float = DEFAULT_MIP_GAP,
+    max_nodes: int = MIP_MAX_NODES,
+    max_submips: int = LNS_MAX_SUBMIPS,
     population_column: str = "population",
 ) -> AssignmentResult:
     """Assign every reachable cell to one lead hospital: balanced, contiguous grids.
@@ -457,12 +481,19 @@ def assign_lead_hospital(
         ``{district_name: lead_id}`` (all cells of the district). A cell's
         own entry wins over its district's.
     time_limit_s
-        Seconds for the whole solve; the MIP stops at this limit with its
-        incumbent and gap.
+        Safety-net wall time in seconds for the whole solve. The work bounds
+        end a normal solve; if this limit stops it instead, the result has
+        ``time_limited=True`` (status ``"time_limit"`` if it stopped the MIP)
+        and may differ between runs.
     method
         ``"auto"``, ``"mip"`` or ``"heuristic"`` (see the module docstring).
     mip_gap
         Relative gap at which the MIP counts as optimal.
+    max_nodes
+        Branch-and-bound nodes of the MIP at most (its deterministic work
+        bound); the gap at that point is reported.
+    max_submips
+        Neighbourhood sub-MIPs of the heuristic at most.
     population_column
         Column of `demand` holding persons.
 
@@ -485,6 +516,7 @@ def assign_lead_hospital(
     """
     t0 = time.perf_counter()
     tol, tl, gap_target = _check_args(tolerance, time_limit_s, mip_gap, method)
+    max_nodes, max_submips = _check_count(max_nodes, "max_nodes"), _check_count(max_submips, "max_submips")
     pop = _population(demand, population_column)
     if len(leads) == 0:
         msg = "no lead hospitals were given; fix: pass the tertiary institutions, e.g. inst[inst['tier'] == 'tertiary']"
@@ -509,23 +541,22 @@ def assign_lead_hospital(
 
     mip_lp = _mip_arrays(m)
     use_mip = method == "mip" or (method == "auto" and len(m.vc) <= MAX_MIP_PAIRS)
-    heur_share = HEURISTIC_TIME_SHARE if use_mip else 1.0
-    g, lp_bound = _heuristic(m, mip_lp, deadline=t0 + heur_share * tl, tolerance=tol)
+    work = _Work(deadline=t0 + tl, max_nodes=max_nodes, max_submips=max_submips)
+    g, lp_bound = _heuristic(m, mip_lp, work=work, tolerance=tol)
     heur_ok = g is not None and _loads_ok(m, g)
     status: Status
     used: Literal["mip", "heuristic"]
     if use_mip:
-        remaining = max(tl - (time.perf_counter() - t0), 1.0)
         try:
-            sol = _solve(mip_lp, integer=True, time_limit_s=remaining, mip_gap=gap_target,
+            sol = _solve(mip_lp, integer=True, mip_gap=gap_target, work=work, max_nodes=max_nodes, main=True,
                          start=_x_from_g(m, g) if heur_ok and g is not None else None, what="grid assignment MIP")
         except _Infeasible:
             raise _diagnose_infeasible(m, mip_lp, tol) from None
         if sol is None:
             if not heur_ok:
-                msg = (f"no balanced contiguous grids were found within {tl:g} s (loads within ±{tol:.0%} of the capacity "
-                       "shares); fix: raise time_limit_s, or relax tolerance (e.g. tolerance="
-                       f"{min(tol + 0.1, 0.9):.1f})")
+                msg = (f"no balanced contiguous grids were found within {max_nodes:,} branch-and-bound nodes and "
+                       f"{tl:g} s (loads within ±{tol:.0%} of the capacity shares); fix: raise max_nodes (--max-nodes), "
+                       f"or relax tolerance (e.g. tolerance={min(tol + 0.1, 0.9):.1f})")
                 raise InfeasibleModelError(msg)
             status, used, bound = "heuristic", "heuristic", lp_bound
         else:
@@ -549,9 +580,14 @@ def assign_lead_hospital(
     bound = min(bound, obj)
     gap = (obj - bound) / obj if obj > 0 else 0.0
     if status == "optimal" and gap > gap_target + 1e-9:
-        status = "time_limit"
+        status = "time_limit" if work.timed_out else "work_limit"
+    if work.timed_out:
+        logger.warning("grid solve stopped by the time limit of %g s: results may differ between runs; fix: raise "
+                       "time_limit_s (--time-limit), or lower max_nodes (--max-nodes) for a quicker reproducible bound", tl)
+    logger.info("grids: %s, gap %.2f %% to the lower bound (%s of at most %s MIP nodes, %d of at most %d sub-MIPs)",
+                status, 100 * gap, f"{work.nodes:,}", f"{max_nodes:,}", work.submips, max_submips)
     return _result(m, g, o, demand, pop, leads.index, unassigned, status=status, method=used, objective=obj,
-                   bound=bound, gap=gap, seconds=time.perf_counter() - t0, tolerance=tol)
+                   bound=bound, gap=gap, seconds=time.perf_counter() - t0, tolerance=tol, work=work)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -576,6 +612,14 @@ def _check_args(tolerance: float, time_limit_s: float, mip_gap: float, method: s
         msg = f"method={method!r} is not known; fix: use 'auto', 'mip' or 'heuristic'"
         raise InvalidValueError(msg)
     return tol, tl, g
+
+
+def _check_count(value: int, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        default = MIP_MAX_NODES if name == "max_nodes" else LNS_MAX_SUBMIPS
+        msg = f"{name}={value!r} must be a whole number >= 0; fix: e.g. {name}={default}"
+        raise InvalidValueError(msg)
+    return int(value)
 
 
 def _population(demand: pd.DataFrame, column: str) -> pd.Series:
@@ -920,17 +964,45 @@ def _mip_arrays(m: _Model) -> _Lp:
 
 
 
+@dataclass(eq=False)
+class _Work:
+    """Work bounds of one solve and what was done; the deadline is only the safety net."""
+
+    deadline: float  # time.perf_counter() value
+    max_nodes: int = MIP_MAX_NODES
+    max_submips: int = LNS_MAX_SUBMIPS
+    nodes: int = 0  # branch-and-bound nodes of the full MIP
+    submips: int = 0  # neighbourhood sub-MIPs solved
+    timed_out: bool = False  # the deadline cut a step short: not reproducible
+
+    def remaining_s(self) -> float:
+        return max(self.deadline - time.perf_counter(), 0.01)
+
+    def expired(self) -> bool:
+        """Whether the deadline has passed (and note it: the step it cuts is no longer reproducible)."""
+        if time.perf_counter() >= self.deadline:
+            self.timed_out = True
+        return self.timed_out
+
+
 def _solve(
     lp: _Lp,
     *,
     integer: bool,
-    time_limit_s: float,
     mip_gap: float,
     what: str,
+    work: _Work,
+    max_nodes: int | None = None,
     start: np.ndarray | None = None,
     integrality: np.ndarray | None = None,
+    main: bool = False,
 ) -> tuple[np.ndarray, float, float, Status] | None:
-    """Solve with HiGHS; (x, objective, bound, status), None at a time limit without a solution; raise if infeasible."""
+    """Solve with HiGHS within the node bound; (x, objective, bound, status), None without a solution; raise if infeasible.
+
+    Status ``"work_limit"`` when the node bound stopped it (reproducible), ``"time_limit"`` when the safety-net
+    deadline did (and ``work.timed_out`` is set). `main` marks the full MIP: its progress is logged and its nodes
+    counted in `work`.
+    """
     highspy = import_highspy()
 
     h = new_highs()
@@ -947,29 +1019,39 @@ def _solve(
     if st == highspy.HighsStatus.kError:  # pragma: no cover - arrays are built consistently
         msg = f"{what}: HiGHS rejected the model; fix: check the inputs for non-finite times or populations"
         raise InfeasibleModelError(msg)
-    h.setOptionValue("time_limit", float(time_limit_s))
+    set_deterministic(h, time_limit_s=work.remaining_s(), max_nodes=max_nodes)
     h.setOptionValue("mip_rel_gap", float(mip_gap))
     if start is not None:
         h.setSolution(n, np.arange(n, dtype=np.int32), np.ascontiguousarray(start, dtype=np.float64))
+    if main:  # the objective is the population-weighted mean travel time in seconds
+        log_mip_progress(h, logger, what, fmt=lambda v: f"{v / 60:.2f} min mean travel time", max_nodes=max_nodes,
+                         every_s=PROGRESS_EVERY_S)
     t0 = time.perf_counter()
     h.run()
     ms = h.getModelStatus()
     info = h.getInfo()
     MS = highspy.HighsModelStatus
     has_solution = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
-    logger.log(logging.DEBUG if integrality is not None else logging.INFO, "%s: HiGHS %s in %.2f s", what,
-               h.modelStatusToString(ms), time.perf_counter() - t0)
+    nodes = int(info.mip_node_count) if integer and info.mip_node_count >= 0 else 0
+    logger.log(logging.INFO if main else logging.DEBUG, "%s: HiGHS %s in %.2f s (%s nodes)", what,
+               h.modelStatusToString(ms), time.perf_counter() - t0, f"{nodes:,}")
+    if ms == MS.kTimeLimit or (ms == MS.kInterrupt and time.perf_counter() >= work.deadline):
+        work.timed_out = True
     if ms in (MS.kInfeasible, MS.kUnboundedOrInfeasible):
         raise _Infeasible(what)
     if ms == MS.kOptimal:
         status: Status = "optimal"
-    elif has_solution and ms in (MS.kTimeLimit, MS.kIterationLimit, MS.kSolutionLimit, MS.kInterrupt):
+    elif has_solution and ms in (MS.kIterationLimit, MS.kSolutionLimit):
+        status = "work_limit"
+    elif has_solution and ms in (MS.kTimeLimit, MS.kInterrupt):
         status = "time_limit"
-    elif ms == MS.kTimeLimit:
+    elif ms in (MS.kTimeLimit, MS.kIterationLimit, MS.kSolutionLimit):
         return None
     else:  # pragma: no cover - numerical trouble
         msg = f"{what}: HiGHS stopped with status '{h.modelStatusToString(ms)}'; fix: check the inputs or report a bug"
         raise InfeasibleModelError(msg)
+    if main:
+        work.nodes += nodes
     x = np.asarray(h.getSolution().col_value, dtype=float)
     obj = float(info.objective_function_value)
     bound = float(info.mip_dual_bound) if integer else obj
@@ -997,7 +1079,7 @@ def _diagnose_infeasible(m: _Model, lp: _Lp, tolerance: float) -> InfeasibleMode
     tau_lp = _Lp(cost=np.concatenate([np.zeros(nv), [1.0]]), lower=np.concatenate([lp.lower, [0.0]]),
                  upper=np.concatenate([lp.upper, [np.inf]]), A=sp.csc_array(A), row_lower=rl, row_upper=ru, n_load_rows=m.J)
     try:
-        sol = _solve(tau_lp, integer=False, time_limit_s=30.0, mip_gap=0.0, what="tolerance LP")
+        sol = _solve(tau_lp, integer=False, mip_gap=0.0, what="tolerance LP", work=_Work(deadline=time.perf_counter() + 30.0))
     except _Infeasible:
         sol = None
     if sol is None:  # pragma: no cover - the tau LP is always feasible when every cell has a pair
@@ -1068,24 +1150,24 @@ def _valid(m: _Model, g: np.ndarray) -> np.ndarray:
     return ok[:n]
 
 
-def _heuristic(m: _Model, lp: _Lp, *, deadline: float, tolerance: float) -> tuple[np.ndarray | None, float]:
+def _heuristic(m: _Model, lp: _Lp, *, work: _Work, tolerance: float) -> tuple[np.ndarray | None, float]:
     """LP bound, and a contiguous assignment: LP rounding, repair, single moves, then sub-MIP neighbourhoods."""
     total = float(m.a.sum())
     try:
-        sol = _solve(lp, integer=False, time_limit_s=max(deadline - time.perf_counter(), 1.0), mip_gap=0.0,
-                     what="grid assignment LP relaxation")
+        sol = _solve(lp, integer=False, mip_gap=0.0, what="grid assignment LP relaxation", work=work)
     except _Infeasible:
         raise _diagnose_infeasible(m, lp, tolerance) from None
     if sol is None:  # pragma: no cover - the LP ran out of time: start from adjacency zones
         g, bound = _voronoi(m), 0.0
     else:
         g, bound = _g_from_x(m, sol[0]), sol[1] * total
+    logger.info("grid LP relaxation: lower bound %.2f min mean travel time", bound / total / 60 if total else 0.0)
     repaired = _repair_contiguity(m, g)
     if repaired is None:  # pragma: no cover - rare: leave it to the MIP
         return None, bound
-    g = _local_search(m, repaired, balance=True, deadline=deadline)
-    g = _lns(m, lp, g, deadline=deadline)
-    g = _local_search(m, g, balance=False, deadline=deadline + 1.0)
+    g = _local_search(m, repaired, balance=True, work=work)
+    g = _lns(m, lp, g, work=work, bound=bound)
+    g = _local_search(m, g, balance=False, work=work)
     return g, bound
 
 
@@ -1102,20 +1184,22 @@ def _better(m: _Model, new: np.ndarray, old: np.ndarray) -> bool:
     return vn <= vo + 1e-6 and m.cost(new) < m.cost(old) * (1 - 1e-9) - 1e-9
 
 
-def _lns(m: _Model, lp: _Lp, g: np.ndarray, *, deadline: float, min_leads: int = 3, max_leads: int = 8,
-         sub_time_s: float = 1.0) -> np.ndarray:
+def _lns(m: _Model, lp: _Lp, g: np.ndarray, *, work: _Work, bound: float, min_leads: int = 3, max_leads: int = 8,
+         sub_nodes: int = LNS_SUB_MAX_NODES) -> np.ndarray:
     """Large-neighbourhood search: re-solve the grids of a lead and its neighbours exactly, the others held.
 
     A neighbourhood is a seed lead's grid and the grids next to it (those
-    sharing most cell borders first), `k` leads in all. Its sub-MIP is the
-    full model restricted to the free cells and these leads: every other
-    pair is 0 in the current solution and touches none of its rows, so no
-    right-hand side changes. While some load is outside its band, the
-    violated leads are seeds, with `max_leads` leads and elastic (penalised)
-    bands; then every lead is a seed in turn, `k` growing from `min_leads`
-    to `max_leads` each time a whole round improves nothing (variable
-    neighbourhood search), until time runs out. With `max_leads` leads or
-    fewer, only the balancing runs: the full MIP does the rest.
+    sharing most cell borders first, ties by lead order), `k` leads in all.
+    Its sub-MIP is the full model restricted to the free cells and these
+    leads: every other pair is 0 in the current solution and touches none of
+    its rows, so no right-hand side changes. While some load is outside its
+    band, the violated leads are seeds, with `max_leads` leads and elastic
+    (penalised) bands; then every lead is a seed in turn, `k` growing from
+    `min_leads` to `max_leads` each time a whole round improves nothing
+    (variable neighbourhood search), until ``work.max_submips`` sub-MIPs
+    (each within `sub_nodes` branch-and-bound nodes, three times that while
+    balancing) have been solved. With `max_leads` leads or fewer, only the
+    balancing runs: the full MIP does the rest.
     """
     assert lp.cont_row is not None
     A = lp.A.tocsr()
@@ -1126,7 +1210,10 @@ def _lns(m: _Model, lp: _Lp, g: np.ndarray, *, deadline: float, min_leads: int =
     k = min_leads
     # neighbourhoods close to all leads are the full MIP: with few leads, only balance here and leave the rest to it
     improve = m.J > max_leads
-    while time.perf_counter() < deadline and ((improve and k <= max_leads) or _violation(m, g).sum() > 1e-6):
+    last_log = time.perf_counter()
+    while work.submips < work.max_submips and ((improve and k <= max_leads) or _violation(m, g).sum() > 1e-6):
+        if work.expired():
+            break
         viol = _violation(m, g)
         violated = np.flatnonzero(viol > 1e-6)
         balancing = len(violated) > 0
@@ -1135,21 +1222,29 @@ def _lns(m: _Model, lp: _Lp, g: np.ndarray, *, deadline: float, min_leads: int =
         size = max_leads if balancing else k
         improved = False
         for seed in seeds:
-            if time.perf_counter() >= deadline:
+            if work.submips >= work.max_submips or work.expired():
                 break
             border = (g[rows_adj] == seed) & (g[cols_adj] != seed)
-            nbrs = pd.Series(g[cols_adj[border]]).value_counts().index.to_numpy()[: size - 1]
-            nb = np.concatenate([[seed], nbrs]).astype(np.int64)
+            shared = np.bincount(g[cols_adj[border]], minlength=m.J)
+            by_border = np.argsort(-shared, kind="stable")  # most shared borders first, ties by lead order
+            nb = np.concatenate([[seed], by_border[shared[by_border] > 0][: size - 1]]).astype(np.int64)
             new = _solve_neighbourhood(m, lp, A, g, nb, penalty=penalty, total=total, elastic=bool(viol[nb].sum() > 1e-6),
-                                       time_limit_s=min(sub_time_s * (3 if balancing else 1),
-                                                        max(deadline - time.perf_counter(), 0.1)))
+                                       work=work, max_nodes=sub_nodes * (3 if balancing else 1))
+            work.submips += 1
             if new is not None and _better(m, new, g):
                 g = new
                 improved = True
                 logger.debug("neighbourhood of %d leads around lead %d: violation %.0f persons, cost %.6g person-s",
                              len(nb), seed, _violation(m, g).sum(), m.cost(g))
-                if balancing:
-                    break  # re-rank the violated leads
+            if time.perf_counter() - last_log >= PROGRESS_EVERY_S:
+                last_log = time.perf_counter()
+                cost = m.cost(g)
+                logger.info("grid heuristic: %d of at most %d sub-problems, %.2f min mean travel time, %.2f %% above the "
+                            "LP bound%s", work.submips, work.max_submips, cost / total / 60,
+                            100 * (cost - bound) / cost if cost > 0 else 0.0,
+                            f", {_violation(m, g).sum():,.0f} persons outside the load bands" if balancing else "")
+            if improved and balancing:
+                break  # re-rank the violated leads
         if balancing and not improved:
             break  # the loads cannot be fixed this way
         if not balancing and not improved:
@@ -1158,7 +1253,7 @@ def _lns(m: _Model, lp: _Lp, g: np.ndarray, *, deadline: float, min_leads: int =
 
 
 def _solve_neighbourhood(m: _Model, lp: _Lp, A: sp.csr_array, g: np.ndarray, nb: np.ndarray, *, penalty: float,
-                         total: float, elastic: bool, time_limit_s: float) -> np.ndarray | None:
+                         total: float, elastic: bool, work: _Work, max_nodes: int) -> np.ndarray | None:
     assert lp.cont_row is not None
     in_nb = np.zeros(m.J, dtype=bool)
     in_nb[nb] = True
@@ -1185,7 +1280,7 @@ def _solve_neighbourhood(m: _Model, lp: _Lp, A: sp.csr_array, g: np.ndarray, nb:
                             np.maximum(m.lower[nb[:k]] - load, 0) / total, np.maximum(load - m.upper[nb[:k]], 0) / total])
     integrality = np.concatenate([np.ones(ncol, dtype=np.int32), np.zeros(2 * k, dtype=np.int32)])
     try:
-        sol = _solve(sub_lp, integer=True, time_limit_s=time_limit_s, mip_gap=SUB_GAP, what="grid neighbourhood",
+        sol = _solve(sub_lp, integer=True, mip_gap=SUB_GAP, what="grid neighbourhood", work=work, max_nodes=max_nodes,
                      start=start, integrality=integrality)
     except InfeasibleModelError:  # pragma: no cover - the current solution is feasible for the sub-MIP
         return None
@@ -1251,20 +1346,20 @@ def _loads_ok(m: _Model, g: np.ndarray) -> bool:
     return bool(((load >= m.lower - 1e-6) & (load <= m.upper + 1e-6)).all())
 
 
-def _local_search(m: _Model, g: np.ndarray, *, balance: bool, deadline: float = math.inf) -> np.ndarray:
+def _local_search(m: _Model, g: np.ndarray, *, balance: bool, work: _Work | None = None) -> np.ndarray:
     """Move single boundary cells between grids, keeping every grid contiguous (ordered rule).
 
     ``balance=True`` takes the moves that most reduce the total load violation
     (cheapest per person first) until every load is within its band;
     ``balance=False`` then takes the most cost-reducing moves that keep every
-    load within its band.
+    load within its band. At most ``20 n + 100`` moves (a work bound; `work`'s deadline is the safety net).
     """
     g = g.copy()
     coo = m.adj.tocoo()
     k_all, i_all = coo.row, coo.col
     movable = m.fixed < 0
     for _ in range(20 * m.n + 100):
-        if time.perf_counter() >= deadline:
+        if work is not None and work.expired():
             break
         load = m.loads(g)
         viol = np.maximum(load - m.upper, 0) + np.maximum(m.lower - load, 0)
@@ -1328,6 +1423,7 @@ def _result(
     gap: float,
     seconds: float,
     tolerance: float,
+    work: _Work | None = None,
 ) -> AssignmentResult:
     idx = demand.index
     assignment = pd.Series([None] * len(idx), index=idx, dtype=object, name="lead_id")
@@ -1370,7 +1466,10 @@ def _result(
     }
     return AssignmentResult(assignment=assignment, travel_time_s=tt, baseline=b_lead, baseline_travel_time_s=b_tt,
                             loads=loads, status=status, method=method, objective=objective, lower_bound=bound, gap=gap,
-                            seconds=seconds, tolerance=tolerance, comparison=comparison, unassigned=unassigned)
+                            seconds=seconds, tolerance=tolerance, comparison=comparison, unassigned=unassigned,
+                            time_limited=bool(work is not None and work.timed_out),
+                            work={} if work is None else {"mip_nodes": work.nodes, "mip_max_nodes": work.max_nodes,
+                                                          "lns_submips": work.submips, "lns_max_submips": work.max_submips})
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1523,11 +1622,18 @@ def _tier_counts(inst: pd.DataFrame, key: pd.Series, prefix: str) -> pd.DataFram
     return out
 
 
+def _capacity_of(rows: pd.DataFrame, ids: pd.Index) -> np.ndarray:
+    """Capacity (NaN where unknown) of the rows with these ids."""
+    c = pd.to_numeric(rows["capacity"], errors="coerce") if "capacity" in rows.columns else pd.Series(np.nan, index=rows.index)
+    return np.asarray(c.reindex(ids).to_numpy(), dtype=float)
+
+
 def grids_summary(
     result: AssignmentResult,
     cells: pd.DataFrame,
     *,
     institutions: pd.DataFrame | None = None,
+    leads: pd.DataFrame | None = None,
     population_column: str = "population",
 ) -> pd.DataFrame:
     """Per-grid figures: load against the capacity share, travel time to the lead, members by tier.
@@ -1539,10 +1645,14 @@ def grids_summary(
     cells
         Demand cells indexed by ``cell_id`` (the `demand` of the call).
     institutions
-        All institutions (``tier``, optional ``name``, ``capacity`` and
-        geometry); the leads' names come from here, and the other
-        institutions are attached to grids as members (:func:`attach_members`,
-        which needs point geometry).
+        Institutions (``tier``, optional ``name``, ``capacity`` and
+        geometry), attached to grids as members (:func:`attach_members`,
+        which needs point geometry). Without `leads`, the leads are the
+        institutions whose id is a lead id, and their names come from here.
+    leads
+        The leads (``name``, optional ``capacity``) when they have their own
+        id space (a leads file): then every row of `institutions` is a
+        member, even one whose id equals a lead's id.
     population_column
         Column of `cells` holding persons.
 
@@ -1563,10 +1673,13 @@ def grids_summary(
     stats = _time_stats(result.travel_time_s, cells[population_column], result.assignment)
     out = loads.join(stats)
     if institutions is not None:
-        if "name" in institutions.columns:
-            out.insert(0, "name", institutions["name"].reindex(out.index).to_numpy())
-        is_lead = institutions.index.isin(out.index)
-        members = institutions[~is_lead]
+        if leads is not None:
+            lead_rows, members = leads, institutions
+        else:
+            is_lead = institutions.index.isin(out.index)
+            lead_rows, members = institutions[is_lead], institutions[~is_lead]
+        if "name" in lead_rows.columns:
+            out.insert(0, "name", lead_rows["name"].reindex(out.index).to_numpy())
         if isinstance(institutions, gpd.GeoDataFrame) and len(members):
             att = attach_members(members, gpd.GeoDataFrame(cells), result.assignment)
             key = att["lead_id"]
@@ -1574,11 +1687,9 @@ def grids_summary(
             key = pd.Series([None] * len(members), index=members.index, dtype=object)
         out = out.join(_tier_counts(members, key, "members")).fillna(
             {f"members_{t}": 0 for t in settings.TIERS} | {"members": 0})
-        cap = pd.to_numeric(institutions["capacity"], errors="coerce") if "capacity" in institutions.columns else \
-            pd.Series(np.nan, index=institutions.index)
-        grid_of = pd.concat([pd.Series(out.index.to_numpy(), index=out.index, dtype=object), key])
-        grid_of = grid_of[~grid_of.index.duplicated()]
-        df = pd.DataFrame({"grid": grid_of.to_numpy(), "cap": cap.reindex(grid_of.index).to_numpy()})
+        # lead and member capacities stay in their own id spaces: never one index over both
+        df = pd.DataFrame({"grid": np.concatenate([out.index.to_numpy(dtype=object), key.to_numpy(dtype=object)]),
+                           "cap": np.concatenate([_capacity_of(lead_rows, out.index), _capacity_of(members, members.index)])})
         df = df[df["grid"].notna()]
         agg = df.groupby("grid").agg(capacity=("cap", lambda s: s.sum(min_count=1)),
                                       capacity_missing=("cap", lambda s: int(s.isna().sum())))

@@ -2,19 +2,22 @@
 
 Errors in the user's inputs print one line naming the file, column or row and
 the fix, and exit with code 2; nothing but ``error.log`` is written to the
-output folder then.
+output folder then, and earlier results there are left as they were. The
+output folder is checked before any input is loaded (see
+:func:`planner.io.check_output_dir`) and locked while the command runs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NamedTuple, Optional
 
 import typer
 
@@ -54,52 +57,114 @@ class Coords(str, Enum):
     bd09 = "bd09"
 
 
+# ECMA-48 escape sequences: control strings (OSC, DCS, SOS, PM, APC) up to BEL or ST, CSI sequences, other escapes
+_ANSI_ESCAPE_RE = re.compile(r"\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b\[[0-?]*[ -/]*[@-~]|\x1b[ -/]*[0-~]")
+_LINE_BREAK_RE = re.compile(r"[\t\n\v\f\r\x85\u2028\u2029]+")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
+
+
+def _clean_terminal_text(text: str) -> str:
+    r"""Make text from the user's files safe to print: no escape sequences, no control characters, one line.
+
+    Cell values (names, ids) reach messages as they are; an ANSI escape or a BEL in them would
+    otherwise recolour, retitle or clear the user's terminal. Escape sequences are removed whole,
+    line breaks and tabs become one space, and every other C0/C1 control character is dropped.
+
+    >>> _clean_terminal_text("\x1b[31m甲医院\x1b[0m\x07 ok\nnext")
+    '甲医院 ok next'
+    >>> _clean_terminal_text("\x1b]0;title\x07\x9b2J社区")
+    '2J社区'
+    """
+    return _CONTROL_RE.sub("", _LINE_BREAK_RE.sub(" ", _ANSI_ESCAPE_RE.sub("", text)))
+
+
+def _echo(message: str, *, err: bool = False) -> None:
+    """Print one line to stdout (or stderr) with :func:`_clean_terminal_text`; every CLI line goes through here."""
+    typer.echo(_clean_terminal_text(str(message)), err=err)
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Log formatter whose lines are cleaned with :func:`_clean_terminal_text` (one line per record)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _clean_terminal_text(super().format(record))
+
+
 @contextlib.contextmanager
 def _logging_to_stderr(quiet: bool) -> Iterator[None]:
-    """Send planner's log to stderr for one command, and undo it afterwards (notebooks, CliRunner)."""
+    """Send planner's log (and captured warnings) to stderr for one command, and undo it afterwards (notebooks, CliRunner)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(_TerminalFormatter("%(levelname)s: %(message)s"))
     root = logging.getLogger("planner")
+    py_warnings = logging.getLogger("py.warnings")
     saved = (root.handlers[:], root.level, root.propagate)
+    saved_warnings = (py_warnings.handlers[:], py_warnings.propagate)
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING if quiet else logging.INFO)
     root.propagate = False
+    py_warnings.handlers[:] = [handler]  # else warnings reach stderr raw, through logging's last-resort handler
+    py_warnings.propagate = False
     logging.captureWarnings(True)
     try:
         yield
     finally:
         logging.captureWarnings(False)
         root.handlers[:], root.level, root.propagate = saved
+        py_warnings.handlers[:], py_warnings.propagate = saved_warnings
 
 
-def _fail(exc: BaseException, out: Path | None) -> None:
+_FORCE_HELP = "Replace the output folder even if it holds files planner did not write (they are deleted)."
+
+
+class _Out(NamedTuple):
+    """An output folder a command writes, with the arguments of :func:`planner.io.check_output_dir`."""
+
+    path: Path
+    root: Path | None = None
+    keep: tuple[Path, ...] = ()
+    files: tuple[str, ...] = ()
+
+
+def _fail(exc: BaseException, out: Path | None, *, earlier: bool = False) -> None:
+    kept = f" (the earlier results in {out} were left as they were)" if earlier else ""
     if isinstance(exc, PlannerError):
-        typer.echo(f"error: {exc}", err=True)
+        _echo(f"error: {exc}{kept}", err=True)
         raise typer.Exit(2)
-    detail = "".join(traceback.format_exception(exc))
-    if out is not None:
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "error.log").write_text(f"planner run FAILED; no results were written.\n{detail}", encoding="utf-8")
-        except OSError:
-            pass
     where = f" (details in {out / 'error.log'})" if out is not None else ""
-    typer.echo(f"internal error: {type(exc).__name__}: {exc}{where}; please report it", err=True)
+    _echo(f"internal error: {type(exc).__name__}: {exc}{where}{kept}; please report it", err=True)
     raise typer.Exit(1)
 
 
 @contextlib.contextmanager
-def _guarded(out: Path | None, quiet: bool) -> Iterator[None]:
-    """Run a command body with planner's log on stderr; any failure becomes one line (exit 2 for bad input)."""
-    from .io import write_error_log
+def _guarded(out: Path | None, quiet: bool, *, inputs: list[object] | None = None, force: bool = False,
+             outs: list[_Out] | None = None) -> Iterator[None]:
+    """Run a command body with planner's log on stderr; any failure becomes one line (exit 2 for bad input).
 
+    With `inputs` (the files the command reads), the output folders `outs` (by default `out`) are
+    checked before the body loads anything and locked until it ends; a failure then writes
+    ``error.log`` into `out`, next to the earlier results, which stay as they were.
+    """
+    from .io import OutputFolderError, check_output_dir, has_results, lock_output_dir, write_error_log
+
+    earlier = False
     try:
-        with _logging_to_stderr(quiet):
-            yield
+        with _logging_to_stderr(quiet), contextlib.ExitStack() as held:
+            if inputs is not None and out is not None:
+                targets = outs if outs is not None else [_Out(out)]
+                for t in targets:
+                    check_output_dir(t.path, inputs=inputs, force=force, keep=t.keep, root=t.root, files=t.files)
+                earlier = has_results(out)
+                for t in targets:
+                    held.enter_context(lock_output_dir(t.path, root=t.root))
+            try:
+                yield
+            except Exception as exc:
+                if out is not None and not isinstance(exc, OutputFolderError):
+                    detail = None if isinstance(exc, PlannerError) else "".join(traceback.format_exception(exc))
+                    write_error_log(out, exc, detail=detail)
+                raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-        if isinstance(exc, PlannerError) and out is not None:
-            write_error_log(out, exc)
-        _fail(exc, out)
+        _fail(exc, out, earlier=earlier and not isinstance(exc, OutputFolderError))
 
 
 @app.callback()
@@ -110,7 +175,7 @@ def _main() -> None:
 @app.command()
 def version() -> None:
     """Print the planner version."""
-    typer.echo(__version__)
+    _echo(__version__)
 
 
 @app.command()
@@ -123,7 +188,10 @@ def coverage(
     mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.walk,
     speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h (e.g. 3.2 for elderly walking).")] = None,
     minutes: Annotated[Optional[list[float]], typer.Option("--minutes", help="Threshold in minutes; repeat for several. Default 5 10 15.")] = None,
-    coords: Annotated[Coords, typer.Option("--coords", help="Datum of table coordinates: wgs84, gcj02 (Amap), bd09 (Baidu).")] = Coords.wgs84,
+    coords: Annotated[Coords, typer.Option("--coords", help="Datum of the institutions' coordinates: wgs84, gcj02 (Amap), "
+                                           "bd09 (Baidu); OSM files are always WGS-84.")] = Coords.wgs84,
+    population_coords: Annotated[Coords, typer.Option("--population-coords", help="Datum of a population table's "
+                                                      "coordinates (rasters use their own CRS).")] = Coords.wgs84,
     max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance from a point to a road, metres (default 500).")] = None,
     cell_size_m: Annotated[Optional[float], typer.Option("--cell-size", help="Demand cell size, metres (default: raster pixels; 100 m for points).")] = None,
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts, shown with totals.")] = "population",
@@ -133,39 +201,40 @@ def coverage(
                                              "tianditu (needs TIANDITU_KEY), none.")] = Basemap.osm,
     offline: Annotated[bool, typer.Option("--offline/--online",
                                           help="Embed Leaflet in map.html so it opens with no network.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Test the 15-minute medical service circle: who reaches an institution within each threshold."""
     from .maps import get_basemap
     from .pipeline import run_coverage, write_coverage_outputs
 
-    with _guarded(out, quiet):
+    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries], force=force):
         get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
         run = run_coverage(
             network, institutions, population,
             boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
-            minutes=tuple(minutes) if minutes else None, coords=coords.value,
+            minutes=tuple(minutes) if minutes else None, coords=coords.value, population_coords=population_coords.value,
             max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
             with_isochrones=isochrones, progress=not quiet,
         )
-        write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline)
+        write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
-    typer.echo(
+    _echo(
         f"{s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
         f"({s['population_covered']:,.0f} of {s['population_total']:,.0f} {s['population_unit']}); "
         f"unreachable cells {s['cells']['unreachable']}, unsnapped institutions {s['institutions']['unsnapped']}"
         f" ({s['institutions']['outside_study_area']} outside the network's extent)"
     )
     if s["study_area"]["population_outside_study_area"] > 0:
-        typer.echo(f"  not analysed: {s['study_area']['population_outside_study_area']:,.0f} of the input's "
+        _echo(f"  not analysed: {s['study_area']['population_outside_study_area']:,.0f} of the input's "
                    f"{s['study_area']['population_input_total']:,.0f} live outside the road network's extent")
     for row in s["thresholds"]:
-        typer.echo(f"  within {row['minutes']:g} min: {row['coverage_pct']:.1f}%")
-    typer.echo(f"wrote {out}/summary.json, cells.gpkg, institutions.gpkg, isochrones.gpkg, map.html, map.png")
+        _echo(f"  within {row['minutes']:g} min: {row['coverage_pct']:.1f}%")
+    _echo(f"wrote {out}/summary.json, cells.gpkg, institutions.gpkg, isochrones.gpkg, map.html, map.png")
 
 
 def _print_summary(s: dict) -> None:  # type: ignore[type-arg]
-    typer.echo(f"  {s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
+    _echo(f"  {s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
                f"({s['population_covered']:,.0f} of {s['population_total']:,.0f} {s['population_unit']})")
 
 
@@ -176,20 +245,22 @@ def run(
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
     offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in the maps.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Reload every input instead of using OUT_ROOT/.cache/.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Run a scenario (baseline or what-if) and write everything to OUT_ROOT/<name>/."""
-    from .scenarios import load_scenario, run_scenario
+    from .scenarios import load_scenario, run_scenario, scenario_input_files
 
     with _guarded(None, quiet):
         s = load_scenario(scenario)
     out = out_root / s.name
-    with _guarded(out, quiet):
+    with _guarded(out, quiet, inputs=list(scenario_input_files(s)), force=force,
+                  outs=[_Out(out, root=out_root, files=(f"{s.name}.gpkg",))]):
         result = run_scenario(s, out_root=out_root, progress=not quiet, use_cache=not no_cache,
-                              basemap=basemap.value, offline=offline)
-    typer.echo(f"scenario {s.name} ({result.summary['runtime_s']:.1f} s):")
+                              basemap=basemap.value, offline=offline, force=force)
+    _echo(f"scenario {s.name} ({result.summary['runtime_s']:.1f} s):")
     _print_summary(result.summary)
-    typer.echo(f"wrote {out}/ (summary.json, tables.xlsx, {s.name}.gpkg, map.html, map.png)")
+    _echo(f"wrote {out}/ (summary.json, tables.xlsx, {s.name}.gpkg, map.html, map.png)")
 
 
 @app.command()
@@ -200,24 +271,28 @@ def compare(
     out_root: Annotated[Path, typer.Option("--out-root", help="Where both runs and the cache go.")] = Path("outputs"),
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
     offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in the maps.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Compare two scenarios: coverage change per district and tier, people newly covered or lost, diff map."""
-    from .scenarios import compare_scenarios, load_scenario
+    from .scenarios import compare_scenarios, load_scenario, scenario_input_files
 
     with _guarded(None, quiet):
         sa, sb = load_scenario(a), load_scenario(b)
     folder = out if out is not None else out_root / f"compare-{sa.name}-vs-{sb.name}"
-    with _guarded(folder, quiet):
+    runs = (out_root / sa.name, out_root / sb.name)
+    outs = [_Out(folder, root=None if out is not None else out_root, keep=(*runs, out_root / ".cache")),
+            *(_Out(r, root=out_root, keep=(folder,), files=(f"{s.name}.gpkg",)) for r, s in zip(runs, (sa, sb), strict=True))]
+    with _guarded(folder, quiet, inputs=[*scenario_input_files(sa), *scenario_input_files(sb)], force=force, outs=outs):
         comp = compare_scenarios(sa, sb, out=folder, out_root=out_root, progress=not quiet,
-                                 basemap=basemap.value, offline=offline)
-    typer.echo(f"{sa.name} → {sb.name}: {comp['max_minutes']:g}-minute coverage {comp['coverage_pct_a']:.2f}% → "
+                                 basemap=basemap.value, offline=offline, force=force)
+    _echo(f"{sa.name} → {sb.name}: {comp['max_minutes']:g}-minute coverage {comp['coverage_pct_a']:.2f}% → "
                f"{comp['coverage_pct_b']:.2f}% ({comp['change_pp']:+.2f} pp); newly covered "
                f"{comp['population_newly_covered']:,.0f}, newly lost {comp['population_newly_lost']:,.0f}")
     for row in comp["by_district"]:
         if row["change_pp"]:
-            typer.echo(f"  {row['district']}: {row['coverage_pct_a']:.1f}% → {row['coverage_pct_b']:.1f}%")
-    typer.echo(f"wrote {folder}/ (compare.json, compare_map.html, side_by_side.html, compare_*.csv)")
+            _echo(f"  {row['district']}: {row['coverage_pct_a']:.1f}% → {row['coverage_pct_b']:.1f}%")
+    _echo(f"wrote {folder}/ (compare.json, compare_map.html, side_by_side.html, compare_*.csv)")
 
 
 class Objective(str, Enum):
@@ -235,14 +310,21 @@ def site(
     out: Annotated[Path, typer.Option("--out", help="Output folder (sites.csv, sites.gpkg, summary.json, map.html).")],
     candidates: Annotated[str, typer.Option("--candidates", help="'nodes' (road nodes every --candidate-spacing m), "
                                             "'institutions:<tier>' (e.g. institutions:primary to upgrade), or a file.")] = "nodes",
-    new_sites: Annotated[Optional[int], typer.Option("--new-sites", help="K new sites to open.")] = None,
+    new_sites: Annotated[Optional[int], typer.Option("--new-sites", help="K new sites to open (fewer when the others "
+                                                     "would add nobody; see --exact-k).")] = None,
+    exact_k: Annotated[bool, typer.Option("--exact-k", help="Return exactly K sites; those adding nobody are marked "
+                                          "(adds_population = False).")] = False,
     target_pct: Annotated[Optional[float], typer.Option("--target-pct", help="Instead of K: fewest sites to cover P% of people.")] = None,
     objective: Annotated[Objective, typer.Option("--objective", help="coverage (within --minutes) or mean-time (p-median).")] = Objective.coverage,
     minutes: Annotated[float, typer.Option("--minutes", help="Service threshold in minutes.")] = 15.0,
     boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.walk,
     speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h.")] = None,
-    coords: Annotated[Coords, typer.Option("--coords", help="Datum of table coordinates.")] = Coords.wgs84,
+    coords: Annotated[Coords, typer.Option("--coords", help="Datum of the institutions' coordinates.")] = Coords.wgs84,
+    population_coords: Annotated[Coords, typer.Option("--population-coords", help="Datum of a population table's "
+                                                      "coordinates.")] = Coords.wgs84,
+    candidates_coords: Annotated[Coords, typer.Option("--candidates-coords", help="Datum of a candidates file's "
+                                                      "coordinates.")] = Coords.wgs84,
     max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance to a road, metres.")] = None,
     cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = 500.0,
     service_tiers: Annotated[Optional[list[str]], typer.Option("--service-tier", help="Tier of existing institutions that "
@@ -257,32 +339,44 @@ def site(
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
     offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Suggest new branch sites (分支机构): K sites covering the most people, or the fewest reaching P%."""
     from .maps import get_basemap
     from .pipeline import run_siting, write_siting_outputs
 
-    with _guarded(out, quiet):
+    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, candidates], force=force):
         get_basemap(basemap.value)
         run = run_siting(
             network, institutions, population, candidates=candidates, n_sites=new_sites, target_pct=target_pct,
             objective=objective.value, max_minutes=minutes, boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
-            coords=coords.value, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
+            coords=coords.value, population_coords=population_coords.value, candidates_coords=candidates_coords.value,
+            max_snap_m=max_snap_m, cell_size_m=cell_size_m,
             service_tiers=tuple(service_tiers) if service_tiers else None, candidate_spacing_m=candidate_spacing,
             min_spacing_m=min_spacing, candidate_districts=tuple(district) if district else None,
             capacity_column=capacity_col, new_site_capacity=new_site_capacity, time_limit_s=time_limit,
-            population_label=population_label, progress=not quiet,
+            population_label=population_label, progress=not quiet, require_k=exact_k,
         )
-        write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline)
+        write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
-    typer.echo(f"{s['model']} ({s['solver_status']}, gap {s['mip_gap']:.2g}, {s['solve_s']:.1f} s): {s['new_sites']} new sites; "
+    _echo(f"{s['model']} ({s['solver_status']}, gap {s['mip_gap']:.2g}, {s['solve_s']:.1f} s): {s['new_sites']} new sites; "
                f"{s['max_minutes']:g}-minute {s['mode']} coverage {s['coverage_pct_before']:.2f}% → {s['coverage_pct_after']:.2f}% "
                f"of {s['population_total']:,.0f} {s['population_unit']}")
     for row in s["sites"][:10]:
-        typer.echo(f"  #{row['rank']} {row['name']} ({row['lon']:.5f}, {row['lat']:.5f}): +{row['added_population']:,.0f}, "
-                   f"cumulative {row['cumulative_pct']:.2f}%")
-    typer.echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
+        mark = "" if row["adds_population"] else " (adds nobody)"
+        _echo(f"  #{row['rank']} {row['name']} ({row['lon']:.5f}, {row['lat']:.5f}): +{row['added_population']:,.0f}, "
+              f"cumulative {row['cumulative_pct']:.2f}%{mark}")
+    if s["zero_gain_reason"]:
+        idle = s["new_sites"] - s["new_sites_adding_population"]
+        if s["new_sites_requested"] and s["new_sites"] < s["new_sites_requested"]:
+            _echo(f"  stopped at {s['new_sites']} of the {s['new_sites_requested']} sites asked for: "
+                  f"{s['zero_gain_reason']}; --exact-k gives all {s['new_sites_requested']}")
+        elif idle:
+            _echo(f"  {idle} of the {s['new_sites']} sites add nobody (marked): {s['zero_gain_reason']}")
+        else:  # LSCP: sites adding nobody were left out
+            _echo(f"  {s['zero_gain_reason']}")
+    _echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
 
 
 class Contiguity(str, Enum):
@@ -309,43 +403,57 @@ def grid(
     boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.drive,
     speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h.")] = None,
-    coords: Annotated[Coords, typer.Option("--coords", help="Datum of table coordinates.")] = Coords.wgs84,
+    coords: Annotated[Coords, typer.Option("--coords", help="Datum of the institutions' and leads' "
+                                           "coordinates.")] = Coords.wgs84,
+    population_coords: Annotated[Coords, typer.Option("--population-coords", help="Datum of a population table's "
+                                                      "coordinates.")] = Coords.wgs84,
     max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance to a road, metres.")] = None,
     cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = 1000.0,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time limit, seconds.")] = 60.0,
+    max_nodes: Annotated[Optional[int], typer.Option("--max-nodes", min=0, help="Branch-and-bound nodes of the MIP at most "
+                                                     "(default 200): the work bound that makes runs reproducible.")] = None,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Safety-net solver time limit, seconds; a solve it "
+                                              "stops may differ between runs (reported).")] = 600.0,
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
     offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result (no solver "
+                                        "progress).")] = False,
 ) -> None:
     """Divide the city into consortium grids (网格化布局): balanced, contiguous, one per lead hospital."""
     from .maps import get_basemap
     from .pipeline import run_grids, write_grid_outputs
 
-    with _guarded(out, quiet):
+    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads, fixed], force=force):
         get_basemap(basemap.value)
         run = run_grids(
             network, institutions, population, leads=leads, lead_tiers=tuple(lead_tier) if lead_tier else ("tertiary",),
-            boundaries=boundaries, mode=mode.value, speed_kph=speed_kph, coords=coords.value, max_snap_m=max_snap_m,
+            boundaries=boundaries, mode=mode.value, speed_kph=speed_kph, coords=coords.value,
+            population_coords=population_coords.value, max_snap_m=max_snap_m,
             cell_size_m=cell_size_m, capacity_column=capacity_col, tolerance=tolerance, fixed=fixed,
-            contiguity=contiguity.value, time_limit_s=time_limit, population_label=population_label,
+            contiguity=contiguity.value, time_limit_s=time_limit, population_label=population_label, max_nodes=max_nodes,
         )
-        write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline)
+        write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
     c = s["comparison"]
     lo, hi = s["load_ratio_range"]
     blo, bhi = s["baseline_load_ratio_range"]
-    typer.echo(f"{s['n_grids']} grids ({s['solver_status']}, gap {s['gap']:.2%}, {s['solve_s']:.0f} s), {s['mode']}, "
-               f"loads within ±{s['tolerance']:.0%} of {s['capacity_basis']}")
-    typer.echo(f"  load ratio {lo:.2f}-{hi:.2f} (nearest lead: {blo:.2f}-{bhi:.2f}); mean travel time "
+    w = s["work"]
+    bound = f", {w['mip_nodes']:,} of at most {w['mip_max_nodes']:,} nodes" if s["method"] == "mip" and w else ""
+    _echo(f"{s['n_grids']} grids ({s['solver_status']}, gap {s['gap']:.2%}{bound}, {s['solve_s']:.0f} s), {s['mode']}, "
+          f"loads within ±{s['tolerance']:.0%} of {s['capacity_basis']}")
+    if s["time_limited"]:
+        _echo(f"  stopped by the time limit ({time_limit:g} s): results may differ between runs; raise --time-limit "
+              "or lower --max-nodes")
+    _echo(f"  load ratio {lo:.2f}-{hi:.2f} (nearest lead: {blo:.2f}-{bhi:.2f}); mean travel time "
                f"{c['mean_travel_time_s'] / 60:.1f} min (nearest lead: {c['baseline_mean_travel_time_s'] / 60:.1f} min); "
                f"{c['population_moved']:,.0f} {s['population_unit']} ({c['population_moved_pct']:.1f}%) moved")
     if s["population_unassigned"]:
-        typer.echo(f"  {s['cells_unassigned']} cells ({s['population_unassigned']:,.0f}) reach no lead: see assignment.csv")
+        _echo(f"  {s['cells_unassigned']} cells ({s['population_unassigned']:,.0f}) reach no lead: see assignment.csv")
     if s["leads_excluded"]:
-        typer.echo(f"  {len(s['leads_excluded'])} leads left out (not on the network of the study area): see summary.json")
-    typer.echo(f"wrote {out}/grids.gpkg, assignment.csv, grids.csv, summary.json, map.html")
+        _echo(f"  {len(s['leads_excluded'])} leads left out (not on the network of the study area): see summary.json")
+    _echo(f"wrote {out}/grids.gpkg, assignment.csv, grids.csv, summary.json, map.html")
 
 
 @app.command()
@@ -357,6 +465,7 @@ def batch(
     workers: Annotated[Optional[int], typer.Option("--workers", help="Workers of the LocalCluster (default: one per CPU).")] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retries of a case whose worker failed.")] = 2,
     serial: Annotated[bool, typer.Option("--serial", help="Run the cases one by one in this process (no dask).")] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Run many coverage cases (districts, counties, what-ifs) on dask.distributed; results equal serial runs."""
@@ -364,14 +473,14 @@ def batch(
 
     with _guarded(None, quiet):
         result = run_batch(batch_file, out, scheduler=scheduler, n_workers=workers, retries=retries, serial=serial,
-                           progress=not quiet)
+                           progress=not quiet, force=force)
     for case in result.cases:
         if case.status == "ok":
-            typer.echo(f"  {case.name}: {case.coverage_pct:.1f}% within {case.max_minutes:g} min "
+            _echo(f"  {case.name}: {case.coverage_pct:.1f}% within {case.max_minutes:g} min "
                        f"({case.attempts} attempt{'s' if case.attempts > 1 else ''}, {case.seconds:.1f} s)")
         else:
-            typer.echo(f"  {case.name}: FAILED after {case.attempts} attempt(s): {case.error}", err=True)
-    typer.echo(f"{result.n_ok} of {len(result.cases)} cases done; wrote {result.summary_path}")
+            _echo(f"  {case.name}: FAILED after {case.attempts} attempt(s): {case.error}", err=True)
+    _echo(f"{result.n_ok} of {len(result.cases)} cases done; wrote {result.summary_path}")
     if result.n_failed:
         raise typer.Exit(1)
 

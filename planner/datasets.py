@@ -27,6 +27,10 @@ _FILES: dict[str, str] = {
     "ninghua_osm": "osm/fujian_ninghua_county_town.osm",
     "haidian_bupt_osm": "osm/beijing_haidian_bupt.osm",
     "haidian_bupt_pbf": "osm/beijing_haidian_bupt.osm.pbf",
+    "haidian_cau_east_osm": "osm/beijing_haidian_cau_east.osm",
+    "haidian_cau_east_pbf": "osm/beijing_haidian_cau_east.osm.pbf",
+    "haidian_tsinghua_pku_osm": "osm/beijing_haidian_tsinghua_pku.osm",
+    "shenzhen_longgang_osm": "osm/shenzhen_longgang.osm",
 }
 
 #: What the Wuhan population raster counts; show it wherever totals appear.

@@ -57,6 +57,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Callable
 
@@ -67,13 +68,20 @@ from planner._errors import InvalidValueError
 
 __all__ = [
     "DATUMS",
+    "DATUM_CHECK_MIN_POINTS",
+    "DATUM_CHECK_RATIO",
+    "DATUM_CHECK_SHIFT_M",
+    "DatumSuggestion",
     "INVERSE_MAX_ITER",
     "INVERSE_TOLERANCE_DEG",
     "bd09_to_gcj02",
     "bd09_to_wgs84",
+    "canonical_datum",
+    "from_wgs84",
     "gcj02_to_bd09",
     "gcj02_to_wgs84",
     "out_of_china",
+    "suggest_datum",
     "to_wgs84",
     "wgs84_to_bd09",
     "wgs84_to_gcj02",
@@ -436,6 +444,32 @@ def _canonical_datum(datum: object) -> str:
     return _CANONICAL_DATUM[key]
 
 
+def canonical_datum(datum: str) -> str:
+    """Return the canonical name (``wgs84``, ``gcj02`` or ``bd09``) of a datum name or alias.
+
+    Parameters
+    ----------
+    datum : str
+        Any name :func:`to_wgs84` accepts.
+
+    Returns
+    -------
+    name : str
+        ``"wgs84"``, ``"gcj02"`` or ``"bd09"``.
+
+    Raises
+    ------
+    planner._errors.InvalidValueError
+        If `datum` is not a recognised name.
+
+    Examples
+    --------
+    >>> canonical_datum("Amap"), canonical_datum("CGCS2000")
+    ('gcj02', 'wgs84')
+    """
+    return _canonical_datum(datum)
+
+
 def to_wgs84(
     lon: npt.ArrayLike, lat: npt.ArrayLike, *, datum: str
 ) -> tuple[FloatArray, FloatArray]:
@@ -469,3 +503,166 @@ def to_wgs84(
     if canonical == "bd09":
         return bd09_to_wgs84(lon, lat)
     return _as_lonlat(lon, lat)
+
+
+def from_wgs84(
+    lon: npt.ArrayLike, lat: npt.ArrayLike, *, datum: str
+) -> tuple[FloatArray, FloatArray]:
+    """Convert WGS-84 coordinates to a named datum (the inverse of :func:`to_wgs84`).
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        WGS-84 longitude and latitude in degrees; broadcast against each other.
+    datum : str
+        Target datum, any name :func:`to_wgs84` accepts.
+
+    Returns
+    -------
+    lon, lat : numpy.ndarray
+        Longitude and latitude in degrees in `datum`, float64.
+
+    Raises
+    ------
+    planner._errors.InvalidValueError
+        If `datum` is not a recognised name.
+
+    Examples
+    --------
+    >>> lon, lat = from_wgs84(114.3, 30.6, datum="amap")
+    >>> [round(float(v), 6) for v in to_wgs84(lon, lat, datum="gcj02")]
+    [114.3, 30.6]
+    """
+    canonical = _canonical_datum(datum)
+    if canonical == "gcj02":
+        return wgs84_to_gcj02(lon, lat)
+    if canonical == "bd09":
+        return wgs84_to_bd09(lon, lat)
+    return _as_lonlat(lon, lat)
+
+
+# --- Datum check -------------------------------------------------------------------
+DATUM_CHECK_MIN_POINTS = 5  # points; fewer are not checked
+DATUM_CHECK_RATIO = 0.5  # share; another reading must cut the median road distance to this or less
+DATUM_CHECK_SHIFT_M = (100.0, 1500.0)  # m; median shift between the two readings (GCJ-02: 100-700 m, BD-09: 0.7-1.4 km)
+_EARTH_RADIUS_M = 6_371_008.8  # m, mean Earth radius (for the shift between two readings)
+DATUM_LABELS = {"wgs84": "WGS-84", "gcj02": "GCJ-02 (Amap)", "bd09": "BD-09 (Baidu)"}
+
+
+@dataclasses.dataclass(frozen=True)
+class DatumSuggestion:
+    """Another datum that fits points better than the declared one.
+
+    Attributes
+    ----------
+    declared, suggested
+        Canonical datum names (``wgs84``, ``gcj02``, ``bd09``).
+    n_points
+        Points compared.
+    median_m_declared, median_m_suggested
+        Median distance in metres from the points to the nearest road, read
+        in each datum.
+    shift_m
+        Median distance in metres between the two readings of a point.
+    """
+
+    declared: str
+    suggested: str
+    n_points: int
+    median_m_declared: float
+    median_m_suggested: float
+    shift_m: float
+
+    def message(self, what: str, *, option: str = "--coords") -> str:
+        """One line saying what the points look like and how to fix it.
+
+        Parameters
+        ----------
+        what
+            What the points are, e.g. ``"institutions.csv: the institutions"``.
+        option
+            The option (and scenario key without its dashes) that sets the datum.
+
+        Returns
+        -------
+        message
+            E.g. ``"… look like GCJ-02 (Amap) coordinates, not WGS-84 …; fix: pass --coords gcj02 …"``.
+        """
+        looks = "WGS-84 already" if self.suggested == "wgs84" else f"{DATUM_LABELS[self.suggested]} coordinates"
+        key = option.lstrip("-").replace("-", "_")
+        return (f"{what} look like {looks}, not {DATUM_LABELS[self.declared]}: read as {self.suggested} their median "
+                f"distance to a road falls from {self.median_m_declared:.0f} m to {self.median_m_suggested:.0f} m "
+                f"({self.n_points} points, shifted {self.shift_m:.0f} m); fix: pass {option} {self.suggested} "
+                f"(scenario files: {key} = \"{self.suggested}\")")
+
+
+def suggest_datum(
+    lon: npt.ArrayLike,
+    lat: npt.ArrayLike,
+    *,
+    declared: str,
+    distance_m: Callable[[FloatArray, FloatArray], npt.ArrayLike],
+) -> DatumSuggestion | None:
+    """Test whether points given in `declared` fit the roads better in another datum.
+
+    Each other datum's reading of the coordinates is converted to WGS-84 and
+    its median distance to the roads compared with that of the declared
+    reading. A reading that cuts the median by :data:`DATUM_CHECK_RATIO` or
+    more, while moving the points by a typical datum shift
+    (:data:`DATUM_CHECK_SHIFT_M`), is suggested. With fewer than
+    :data:`DATUM_CHECK_MIN_POINTS` finite points there is no suggestion.
+
+    Parameters
+    ----------
+    lon, lat : array_like
+        The coordinates as given in the input, in degrees.
+    declared : str
+        The datum they were declared in (any name :func:`to_wgs84` accepts).
+    distance_m : callable
+        ``distance_m(lon, lat)`` gives the distance in metres from WGS-84
+        points to the nearest road.
+
+    Returns
+    -------
+    suggestion : DatumSuggestion or None
+        The best fitting other datum, or None when the declared one fits.
+
+    Examples
+    --------
+    Points lying on the meridian 114.3 deg E, but given in GCJ-02 and declared
+    as WGS-84:
+
+    >>> import numpy as np
+    >>> lat = np.linspace(30.50, 30.52, 6)
+    >>> lon, lat = wgs84_to_gcj02(np.full(6, 114.3), lat)
+    >>> road = lambda x, y: np.abs(x - 114.3) * 111_320 * np.cos(np.radians(y))
+    >>> suggest_datum(lon, lat, declared="wgs84", distance_m=road).suggested
+    'gcj02'
+    >>> suggest_datum(lon, lat, declared="gcj02", distance_m=road) is None
+    True
+    """
+    given = _canonical_datum(declared)
+    lon_a, lat_a = _as_lonlat(lon, lat)
+    ok = np.isfinite(lon_a) & np.isfinite(lat_a)
+    lon_a, lat_a = lon_a[ok].ravel(), lat_a[ok].ravel()
+    if len(lon_a) < DATUM_CHECK_MIN_POINTS:
+        return None
+    x0, y0 = to_wgs84(lon_a, lat_a, datum=given)
+    d0 = float(np.nanmedian(np.asarray(distance_m(x0, y0), dtype=float)))
+    if not np.isfinite(d0) or d0 <= 0:
+        return None
+    best: DatumSuggestion | None = None
+    for other in ("wgs84", "gcj02", "bd09"):
+        if other == given:
+            continue
+        x1, y1 = to_wgs84(lon_a, lat_a, datum=other)
+        dlat = np.radians(y1 - y0)
+        dlon = np.radians(x1 - x0) * np.cos(np.radians((y0 + y1) / 2))
+        shift = float(np.median(np.hypot(dlon, dlat)) * _EARTH_RADIUS_M)
+        if not (DATUM_CHECK_SHIFT_M[0] <= shift <= DATUM_CHECK_SHIFT_M[1]):
+            continue
+        d1 = float(np.nanmedian(np.asarray(distance_m(x1, y1), dtype=float)))
+        if np.isfinite(d1) and d1 <= DATUM_CHECK_RATIO * d0 and (best is None or d1 < best.median_m_suggested):
+            best = DatumSuggestion(declared=given, suggested=other, n_points=len(lon_a), median_m_declared=d0,
+                                   median_m_suggested=d1, shift_m=shift)
+    return best

@@ -6,7 +6,8 @@ from a layer. Cells keep a stable integer index ``cell_id`` and a WGS-84
 polygon; travel times are computed from each cell's centre.
 
 WorldPop-style rasters: nodata, negative and non-finite values are ignored, as
-are cells with zero population.
+are cells with zero population; negative pixels (other than nodata) are
+counted in a warning.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def load_population(
     population_column
         Column holding population for tables and layers.
     coords
-        Datum of table coordinates (``wgs84``, ``gcj02``, ``bd09``).
+        Datum of the coordinates of population tables and layers (``wgs84``,
+        ``gcj02``, ``bd09``). Rasters are read in their own CRS.
 
     Returns
     -------
@@ -84,13 +86,22 @@ def load_population(
     if cell_size_m is not None and not (1 <= cell_size_m <= 10_000):
         msg = f"cell size {cell_size_m} m is outside 1-10,000 m; fix: e.g. --cell-size 250"
         raise InvalidValueError(msg)
+    raster_total = None
     if suffix_of(p) in RASTER_SUFFIXES:
-        cells = _cells_from_raster(p, study_area=study_area, cell_size_m=cell_size_m)
+        if datum.canonical_datum(coords) != "wgs84":
+            logger.warning("%s: the population datum '%s' applies to tables and layers; a raster is read in its own CRS",
+                           p, coords)
+        cells = _cells_from_raster(p, study_area=study_area, cell_size_m=cell_size_m)  # raises for unreadable files
+        raster_total, n_neg, neg_sum = _raster_totals(p)
+        if n_neg:
+            logger.warning("%s: %d pixels with negative values (total %.1f) set to 0 (nodata pixels not counted); "
+                           "fix: correct them, or declare them the raster's nodata value if they mean 'no data'",
+                           p, n_neg, neg_sum)
     else:
         cells = _cells_from_table(p, study_area=study_area, cell_size_m=cell_size_m,
                                   population_column=population_column, coords=coords)
     cells.index = pd.RangeIndex(len(cells), name="cell_id")
-    cells.attrs["population_input_total"] = input_total(p) if suffix_of(p) in RASTER_SUFFIXES else cells.attrs.get(
+    cells.attrs["population_input_total"] = raster_total if raster_total is not None else cells.attrs.get(
         "population_input_total", float(cells["population"].sum()))
     if len(cells) == 0:
         msg = f"{p}: no populated cells inside the study area (the road network's extent); fix: check that the population and network files cover the same place"
@@ -112,14 +123,22 @@ def input_total(path: str | os.PathLike[str]) -> float:
     total
         Persons in the whole raster (nodata, negative and non-finite ignored).
     """
+    return _raster_totals(path)[0]
+
+
+def _raster_totals(path: str | os.PathLike[str]) -> tuple[float, int, float]:
+    """Sum of the positive pixels, and count and sum of the negative ones (nodata and non-finite left out)."""
     import rasterio
 
-    total = 0.0
+    total, n_neg, neg_sum = 0.0, 0, 0.0
     with rasterio.open(path) as src:
         for _, win in src.block_windows(1):
-            block = src.read(1, window=win, masked=True).astype("float64").filled(0.0)
+            block = src.read(1, window=win, masked=True).astype("float64").filled(np.nan)
             total += float(block[np.isfinite(block) & (block > 0)].sum())
-    return total
+            neg = block[np.isfinite(block) & (block < 0)]
+            n_neg += len(neg)
+            neg_sum += float(neg.sum())
+    return total, n_neg, neg_sum
 
 
 def _pixel_window(src: rasterio.io.DatasetReader, bounds: tuple[float, float, float, float]) -> rasterio.windows.Window:  # noqa: F821
@@ -213,7 +232,10 @@ def _cells_from_table(path: Path, *, study_area: BaseGeometry | None, cell_size_
     if isinstance(df, gpd.GeoDataFrame):
         gdf = df.to_crs("EPSG:4326")
         if (gdf.geom_type.isin(["Polygon", "MultiPolygon"])).all():
-            cells = gpd.GeoDataFrame({"population": pop}, geometry=gdf.geometry.to_numpy(), crs="EPSG:4326")
+            geoms = gdf.geometry.to_numpy()
+            if datum.canonical_datum(coords) != "wgs84":
+                geoms = shapely.transform(geoms, lambda xy: np.column_stack(datum.to_wgs84(xy[:, 0], xy[:, 1], datum=coords)))
+            cells = gpd.GeoDataFrame({"population": pop}, geometry=geoms, crs="EPSG:4326")
             return _clip(cells[cells["population"] > 0], study_area)
         if not (gdf.geom_type == "Point").all():
             msg = f"{path}: population features must be all points or all polygons; fix: split the layer"

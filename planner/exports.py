@@ -2,7 +2,9 @@
 
 Table headers are bilingual ("覆盖率 coverage (%)") so that they can be pasted
 into Chinese reports as they are. CSV files are written as UTF-8 with a byte
-order mark, which Excel needs to show Chinese correctly.
+order mark, which Excel needs to show Chinese correctly. Both go through
+:func:`planner.io.write_csv` and :func:`planner.io.write_xlsx`, which make any
+text a spreadsheet would run as a formula inert.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from . import settings
+from .io import write_csv, write_xlsx
 
 if TYPE_CHECKING:
     from .pipeline import CoverageRun
@@ -72,21 +75,16 @@ def write_tables(summary: dict[str, Any], folder: Path) -> list[Path]:
     tables = summary_tables(summary)
     paths = []
     xlsx = folder / "tables.xlsx"
-    with pd.ExcelWriter(xlsx, engine="openpyxl") as xw:
-        note = pd.DataFrame({"说明 note": [
-            f"人口口径 population: {summary.get('population_unit', '')}",
-            f"出行方式 mode: {summary.get('mode')}; 阈值 threshold: {summary.get('max_minutes')} min",
-            settings.ATTRIBUTION_OSM,
-            settings.ATTRIBUTION_WORLDPOP,
-        ]})
-        note.to_excel(xw, sheet_name="about", index=False)
-        for name, df in tables.items():
-            df.to_excel(xw, sheet_name=name, index=False)
+    note = pd.DataFrame({"说明 note": [
+        f"人口口径 population: {summary.get('population_unit', '')}",
+        f"出行方式 mode: {summary.get('mode')}; 阈值 threshold: {summary.get('max_minutes')} min",
+        settings.ATTRIBUTION_OSM,
+        settings.ATTRIBUTION_WORLDPOP,
+    ]})
+    write_xlsx({"about": note, **tables}, xlsx)
     paths.append(xlsx)
     for name, df in tables.items():
-        p = folder / f"{name}.csv"
-        df.to_csv(p, index=False, encoding="utf-8-sig")
-        paths.append(p)
+        paths.append(write_csv(df, folder / f"{name}.csv"))
     return paths
 
 

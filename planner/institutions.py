@@ -159,7 +159,7 @@ def load_institutions(
         df = _osm_institutions(p)
         datum_name = "wgs84"
     else:
-        df = read_table(p, what="institutions")
+        df = read_table(p, what="institutions", dtype=str)  # ids such as 001 or 20-digit codes stay as written
     if isinstance(df, gpd.GeoDataFrame):
         df = _points_from_layer(df, p)
     lon_col = find_column(df, LON_ALIASES, what="longitude", file=p)
@@ -173,12 +173,17 @@ def load_institutions(
 
     name_col = find_column(df, NAME_ALIASES, what="name", file=p, given=name_column)
     id_col = find_column(df, ID_ALIASES, what="id", file=p, required=False)
-    if id_col is not None and df[id_col].astype(str).duplicated().any():
-        dup = df[id_col].astype(str)[df[id_col].astype(str).duplicated()].iloc[0]
-        msg = f"{p}: column '{id_col}' has duplicate id '{dup}'; fix: make ids unique or remove the column"
-        raise InvalidValueError(msg)
-    if id_col:
-        ids = df[id_col].astype(str).to_numpy()
+    if id_col is not None:
+        raw_ids = df[id_col].astype("object").where(df[id_col].notna(), "").astype(str).str.strip()
+        if (raw_ids == "").any():
+            row = int(np.flatnonzero((raw_ids == "").to_numpy())[0]) + 1
+            msg = f"{p}: row {row}, column '{id_col}' (id) is empty; fix: give every row an id or remove the column"
+            raise InvalidValueError(msg)
+        if raw_ids.duplicated().any():
+            dup = " ".join(raw_ids[raw_ids.duplicated()].iloc[0].split())
+            msg = f"{p}: column '{id_col}' has duplicate id '{dup}'; fix: make ids unique or remove the column"
+            raise InvalidValueError(msg)
+        ids = raw_ids.to_numpy()
     elif {"osm_type", "osm_id"} <= set(df.columns) and df["osm_id"].notna().all():
         ids = (df["osm_type"].astype(str) + "/" + df["osm_id"].astype("int64").astype(str)).to_numpy()
     else:

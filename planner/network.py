@@ -4,7 +4,9 @@ Two sources are supported:
 
 * an OpenStreetMap extract (``.osm`` XML or ``.osm.pbf``): ways are filtered by
   ``highway`` class for the mode with pyosmium, then built and simplified by
-  OSMnx; one-way streets are respected for ``ebike`` and ``drive``;
+  OSMnx; one-way streets are respected for ``ebike`` and ``drive``. In a
+  clipped extract (ways referencing nodes outside the file), each way is cut
+  where its missing nodes were, and one warning counts what was dropped;
 * a road-centreline layer (GeoPackage, shapefile, GeoJSON, GeoParquet) of lines
   split at intersections: line endpoints closer than a tolerance become one
   node, every segment is two-way, an optional column gives the road class, and
@@ -174,14 +176,20 @@ def _graph_from_osm(path: Path, *, mode: str) -> nx.MultiDiGraph:
     with tempfile.TemporaryDirectory(prefix="planner-osm-") as tmp:
         xml = Path(tmp) / "roads.osm"
         try:
-            n_ways, _ = write_osm_subset(path, xml, keep_way=keep_way)
+            subset = write_osm_subset(path, xml, keep_way=keep_way)
         except RuntimeError as exc:
             msg = f"{path}: cannot read this OSM file ({exc}); fix: check it is a valid .osm or .osm.pbf extract"
             raise InputFileError(msg.replace("\n", " ")) from None
-        if n_ways == 0:
+        if subset.missing_refs:
+            logger.warning("%s: clipped extract: dropped %d references to %d nodes missing from the file; "
+                           "roads cut where they were: %d; roads dropped (fewer than 2 nodes left): %d",
+                           path, subset.missing_refs, subset.missing_nodes, subset.ways_cut, subset.ways_dropped)
+        if subset.ways == 0:
             msg = f"{path}: no roads usable for mode '{mode}' (no highway=* ways); fix: use an extract that contains roads"
             raise EmptyNetworkError(msg)
         G = ox.graph_from_xml(xml, bidirectional=(mode == "walk"), simplify=True, retain_all=True)
+    if subset.piece_of:
+        _restore_way_ids(G, subset.piece_of)
     if len(G.edges) == 0:
         msg = f"{path}: the roads for mode '{mode}' form no edges; fix: use a larger extract"
         raise EmptyNetworkError(msg)
@@ -191,6 +199,17 @@ def _graph_from_osm(path: Path, *, mode: str) -> nx.MultiDiGraph:
         hw = data.get("highway", UNCLASSIFIED)
         data["highway"] = hw[0] if isinstance(hw, list) and len(set(hw)) == 1 else hw
     return G
+
+
+def _restore_way_ids(G: nx.MultiDiGraph, piece_of: dict[int, int]) -> None:
+    """Give the edges of cut ways their OSM way id back, so that closures by way id still find them."""
+    for _, _, data in G.edges(data=True):
+        ids = data.get("osmid")
+        if isinstance(ids, list):
+            restored = list(dict.fromkeys(piece_of.get(i, i) for i in ids))
+            data["osmid"] = restored[0] if len(restored) == 1 else restored
+        elif ids in piece_of:
+            data["osmid"] = piece_of[ids]
 
 
 def _graph_from_lines(path: Path, *, mode: str, class_column: str | None, tolerance_m: float) -> nx.MultiDiGraph:

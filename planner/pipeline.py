@@ -44,6 +44,7 @@ from .io import (
     output_dir,
     read_vector,
     suffix_of,
+    write_csv,
     write_json,
 )
 from .isochrones import compute_isochrones
@@ -53,6 +54,7 @@ from .travel_time import CompiledNetwork, compile_network, snap_points
 logger = logging.getLogger(__name__)
 
 DISTRICT_NAME_ALIASES = ("name", "名称", "district", "区县", "name_zh", "locname", "NAME")
+_INPUT_KEYS = ("network", "institutions", "population", "boundaries", "coords", "population_coords")  # summary "inputs"
 
 
 @dataclass
@@ -157,14 +159,18 @@ def load_case(
     mode: str = "walk",
     speed_kph: float | None = None,
     coords: str = "wgs84",
+    population_coords: str = "wgs84",
     max_snap_m: float | None = None,
     cell_size_m: float | None = None,
 ) -> CaseInputs:
     """Load and validate the inputs of a coverage case.
 
+    Institutions declared in one datum that fit the roads far better in
+    another get a warning naming the fix (see :func:`planner.datum.suggest_datum`).
+
     Parameters
     ----------
-    network, institutions, population, boundaries, mode, speed_kph, coords, max_snap_m, cell_size_m
+    network, institutions, population, boundaries, mode, speed_kph, coords, population_coords, max_snap_m, cell_size_m
         As in :func:`run_coverage`.
 
     Returns
@@ -195,8 +201,12 @@ def load_case(
     inst = load_institutions(institutions, coords=coords)
     districts = load_boundaries(boundaries) if boundaries is not None else None
     G = load_network(network, mode=mode, speed_kph=speed_kph)
-    area = compute_study_area(compile_network(G), boundaries=districts, buffer_m=max_snap)
-    cells = load_population(population, study_area=area, cell_size_m=cell_size_m, coords=coords)
+    net = compile_network(G)
+    area = compute_study_area(net, boundaries=districts, buffer_m=max_snap)
+    datum_warning = None
+    if suffix_of(institutions) not in OSM_SUFFIXES:  # OSM files are WGS-84 whatever --coords says
+        datum_warning = check_datum(net, inst, declared=coords, area=area, what=f"{institutions}: the institutions")
+    cells = load_population(population, study_area=area, cell_size_m=cell_size_m, coords=population_coords)
     input_total = float(cells.attrs.get("population_input_total", cells["population"].sum()))
     district_totals = None
     if districts is not None:
@@ -206,9 +216,69 @@ def load_case(
             district_totals = population_by_zone(population, districts)
     options = {"network": str(network), "institutions": str(institutions), "population": str(population),
                "boundaries": None if boundaries is None else str(boundaries), "coords": coords,
-               "mode": mode, "speed_kph": speed_kph, "cell_size_m": cell_size_m}
+               "population_coords": population_coords, "mode": mode, "speed_kph": speed_kph, "cell_size_m": cell_size_m,
+               "datum_warning": datum_warning}
     return CaseInputs(graph=G, institutions=inst, cells=cells, districts=districts, district_totals=district_totals,
                       area=area, population_input_total=input_total, max_snap_m=max_snap, options=options)
+
+
+def check_datum(
+    net: CompiledNetwork,
+    points: gpd.GeoDataFrame,
+    *,
+    declared: str,
+    area: shapely.Geometry | None = None,
+    what: str = "the institutions",
+    option: str = "--coords",
+) -> str | None:
+    """Warn when points declared in one datum fit the roads far better read in another.
+
+    Compares the median distance to the nearest road of the points as
+    declared with that of each other datum's reading (see
+    :func:`planner.datum.suggest_datum`), using the bulk snapping of
+    :func:`planner.travel_time.snap_points`.
+
+    Parameters
+    ----------
+    net
+        Compiled network.
+    points
+        Loaded points (WGS-84 ``lon``/``lat``, converted from `declared`).
+    declared
+        The datum the points were declared in.
+    area
+        Study area (WGS-84); only points inside it are compared.
+    what
+        Start of the message, naming the file and the points.
+    option
+        Option that sets the datum, named in the fix.
+
+    Returns
+    -------
+    message
+        The warning (also logged), or None.
+    """
+    from . import datum
+
+    lon, lat = points["lon"].to_numpy(dtype=float), points["lat"].to_numpy(dtype=float)
+    if area is not None:
+        shapely.prepare(area)
+        keep = shapely.contains_xy(area, lon, lat)
+        lon, lat = lon[keep], lat[keep]
+    if len(lon) < datum.DATUM_CHECK_MIN_POINTS:
+        return None
+
+    def distance_m(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        pts = gpd.GeoSeries.from_xy(x, y, crs="EPSG:4326")
+        return snap_points(net, pts, max_snap_m=settings.MAX_SNAP_M)["snap_m"].to_numpy()
+
+    given_lon, given_lat = datum.from_wgs84(lon, lat, datum=declared)  # the coordinates as written in the file
+    hint = datum.suggest_datum(given_lon, given_lat, declared=declared, distance_m=distance_m)
+    if hint is None:
+        return None
+    msg = hint.message(what, option=option)
+    logger.warning("%s", msg)
+    return msg
 
 
 def analyse_case(
@@ -313,7 +383,7 @@ def analyse_case(
             "population_outside_study_area": round(max(case.population_input_total - summary["population_total"], 0.0), 1),
         },
         "network": network_stats(G),
-        "inputs": {k: case.options.get(k) for k in ("network", "institutions", "population", "boundaries", "coords")},
+        "inputs": {k: case.options.get(k) for k in _INPUT_KEYS},
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
     return CoverageRun(graph=G, net=net, institutions=inst, cells=cov, isochrones=iso, districts=dist_gdf, summary=summary)
@@ -329,6 +399,7 @@ def run_coverage(
     speed_kph: float | None = None,
     minutes: tuple[float, ...] | None = None,
     coords: str = "wgs84",
+    population_coords: str = "wgs84",
     max_snap_m: float | None = None,
     cell_size_m: float | None = None,
     population_label: str = "population",
@@ -355,7 +426,11 @@ def run_coverage(
     minutes
         Thresholds in minutes; (5, 10, 15) by default.
     coords
-        Datum of institution/population table coordinates.
+        Datum of the institutions' coordinates (tables and layers; OSM files
+        are WGS-84): ``wgs84``, ``gcj02`` (Amap) or ``bd09`` (Baidu).
+    population_coords
+        Datum of the population's coordinates (tables and layers; rasters
+        are read in their own CRS).
     max_snap_m
         Largest distance in metres from a point to a road.
     cell_size_m
@@ -381,7 +456,7 @@ def run_coverage(
     t0 = time.perf_counter()
     mins = check_minutes(settings.THRESHOLDS_MINUTES if minutes is None else minutes)
     case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
-                     coords=coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+                     coords=coords, population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
     run = analyse_case(case, minutes=mins, population_label=population_label, with_isochrones=with_isochrones,
                        progress=progress)
     run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
@@ -405,6 +480,7 @@ def write_coverage_outputs(
     title: str | None = None,
     basemap: str = "osm",
     offline: bool = False,
+    force: bool = False,
 ) -> Path:
     """Write a run's tables, layers and map into `out`, atomically.
 
@@ -421,6 +497,9 @@ def write_coverage_outputs(
         ``tianditu`` (needs ``TIANDITU_KEY``) or ``none``.
     offline
         Inline Leaflet into ``map.html`` so that it opens with no network.
+    force
+        Replace `out` even if it holds files planner did not write (see
+        :func:`planner.io.check_output_dir`).
 
     Returns
     -------
@@ -431,11 +510,14 @@ def write_coverage_outputs(
     ------
     InvalidValueError
         For an unknown basemap or a missing Tianditu key (before anything is written).
+    OutputFolderError
+        If `out` would delete an input or foreign files, or cannot be written
+        (see :func:`planner.io.output_dir`); earlier results stay as they were.
     """
     from .maps import get_basemap, render_coverage_map, render_static_map, save_map
 
     get_basemap(basemap)  # fail before writing anything
-    with output_dir(out) as tmp:
+    with output_dir(out, kind="coverage", inputs=run.summary.get("inputs", {}), force=force) as tmp:
         _write_layers(run, tmp)
         m = render_coverage_map(run, title=title, basemap=basemap, offline=offline)
         save_map(m, tmp / "map.html")
@@ -482,8 +564,9 @@ class SitingRun:
     curve
         Marginal-value curve (covered share after 1..K new sites), or None.
     sites
-        The proposed sites, ranked, with ``rank``, ``added_population`` and
-        ``cumulative_pct``.
+        The proposed sites, ranked, with ``rank``, ``added_population``,
+        ``cumulative_pct`` and ``adds_population`` (False only for sites kept
+        by ``require_k`` that add nobody).
     isochrones
         Isochrones of the proposed sites at the threshold.
     summary
@@ -519,6 +602,8 @@ def run_siting(
     mode: str = "walk",
     speed_kph: float | None = None,
     coords: str = "wgs84",
+    population_coords: str = "wgs84",
+    candidates_coords: str = "wgs84",
     max_snap_m: float | None = None,
     cell_size_m: float | None = SITING_CELL_SIZE_M,
     service_tiers: tuple[str, ...] | None = None,
@@ -528,6 +613,7 @@ def run_siting(
     capacity_column: str | None = None,
     new_site_capacity: float | None = None,
     marginal: bool = True,
+    require_k: bool = False,
     time_limit_s: float = 300.0,
     population_label: str = "population",
     progress: bool = False,
@@ -536,13 +622,15 @@ def run_siting(
 
     Parameters
     ----------
-    network, institutions, population, boundaries, mode, speed_kph, coords, max_snap_m
+    network, institutions, population, boundaries, mode, speed_kph, coords, population_coords, max_snap_m
         As in :func:`run_coverage`.
     candidates
         ``"nodes"`` (road-network nodes every `candidate_spacing_m`),
         ``"institutions:<tier>"`` (existing institutions of a tier, e.g.
         ``institutions:primary`` to upgrade township health centres), or a
         file of candidate points.
+    candidates_coords
+        Datum of a candidates file's coordinates (``wgs84``, ``gcj02``, ``bd09``).
     n_sites
         Number of new sites (MCLP, capacitated MCLP, p-median).
     target_pct
@@ -573,6 +661,12 @@ def run_siting(
         Capacity (persons) of every candidate without its own.
     marginal
         Also compute the marginal-value curve for 1..K sites (MCLP only).
+    require_k
+        Return exactly `n_sites` sites even when some add nobody (they are
+        marked ``adds_population=False``). By default the run stops at the
+        last site that adds population and ``summary["zero_gain_reason"]``
+        says why (e.g. no candidate reaches anyone still uncovered within
+        the threshold); the marginal curve stops there too.
     time_limit_s
         Solver time limit per solve, in seconds.
     population_label
@@ -615,7 +709,7 @@ def run_siting(
         check_input(candidates, what="candidates", suffixes=TABLE_SUFFIXES + VECTOR_SUFFIXES)
 
     case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
-                     coords=coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+                     coords=coords, population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
     net = compile_network(case.graph)
     max_snap = case.max_snap_m
     inst = case.institutions
@@ -637,7 +731,7 @@ def run_siting(
             raise InvalidValueError(msg)
         cand = inst[(inst["tier"] == tier) & snap_i["snapped"].to_numpy()].drop(index=existing.index, errors="ignore")
     else:
-        cand = load_candidates(candidates, coords=coords)
+        cand = load_candidates(candidates, coords=candidates_coords)
         if case.districts is not None:
             cand["district"] = assign_districts(cand, case.districts)
     cand = filter_candidates(cand, existing=existing, min_spacing_m=min_spacing_m, districts=case.districts,
@@ -648,6 +742,9 @@ def run_siting(
     if len(cand) == 0:
         msg = f"no candidate site lies within {max_snap:.0f} m of the road network; fix: check the candidates' coordinates"
         raise InvalidValueError(msg)
+    clash = set(cand.index.intersection(existing.index))  # e.g. an institutions id column holding 'cand-1'
+    if clash:  # candidates and existing sites are two id spaces, never one index
+        cand = cand.set_axis(pd.Index([f"cand:{i}" if i in clash else i for i in cand.index], name="facility_id"))
     if n_sites is not None and n_sites > len(cand):
         msg = f"--new-sites {n_sites} is more than the {len(cand)} candidate sites; fix: ask for at most {len(cand)} or add candidates"
         raise InvalidValueError(msg)
@@ -667,10 +764,10 @@ def run_siting(
                               new_site_capacity=new_site_capacity)
     for w in caught:
         logger.warning("%s", w.message)
-    result = model.solve(time_limit_s=time_limit_s)
+    result = model.solve(time_limit_s=time_limit_s, **({} if target_pct is not None else {"require_k": require_k}))
     curve = None
     if marginal and isinstance(model, siting.MCLP) and n_sites:
-        curve = siting.marginal_curve(model, time_limit_s=time_limit_s)
+        curve = siting.marginal_curve(model, time_limit_s=time_limit_s, require_k=require_k)
 
     # per-cell coverage before and after, from the same OD pairs
     within = od[od["travel_time_s"] <= max_minutes * 60.0]
@@ -689,6 +786,7 @@ def run_siting(
     sites["rank"] = rank["rank"].to_numpy()
     sites["added_population"] = rank["added_population"].round(1).to_numpy()
     sites["cumulative_pct"] = rank["cumulative_pct"].round(2).to_numpy()
+    sites["adds_population"] = rank["adds_population"].to_numpy()
     sites["tier"] = sites["tier"] if "tier" in sites else "primary"
     sites["tier"] = sites["tier"].fillna("primary")
     sites["tier_source"] = "proposed"
@@ -714,6 +812,9 @@ def run_siting(
         "new_sites_requested": n_sites,
         "target_pct": target_pct,
         "new_sites": len(chosen),
+        "new_sites_adding_population": int(rank["adds_population"].sum()),
+        "require_k": require_k,
+        "zero_gain_reason": result.zero_gain_reason,
         "population_total": round(total, 1),
         "population_covered_before": round(result.covered_before, 1),
         "population_covered_after": round(result.covered_after, 1),
@@ -722,16 +823,17 @@ def run_siting(
         "population_unreachable_by_any_site": round(float(demand.reindex(result.excluded_cells).sum()), 1),
         "sites": [{"rank": int(r["rank"]), "facility_id": str(fid), "name": str(r["name"]), "lon": round(float(r["lon"]), 6),
                    "lat": round(float(r["lat"]), 6), "added_population": float(r["added_population"]),
-                   "cumulative_pct": float(r["cumulative_pct"])} for fid, r in sites.sort_values("rank").iterrows()],
+                   "cumulative_pct": float(r["cumulative_pct"]), "adds_population": bool(r["adds_population"])}
+                  for fid, r in sites.sort_values("rank").iterrows()],
         "marginal_curve": [] if curve is None else [
             {"n_sites": int(k), "covered_population": round(float(r["covered_population"]), 1),
              "covered_pct": round(float(r["covered_pct"]), 2), "added_population": round(float(r["added_population"]), 1),
-             "status": str(r["status"])} for k, r in curve.iterrows()],
+             "adds_population": bool(r["adds_population"]), "status": str(r["status"])} for k, r in curve.iterrows()],
         "counts": {"cells": len(cells), "existing_sites": len(existing), "candidates": len(cand),
                    "candidates_unsnapped": unsnapped_candidates, "od_pairs": len(od)},
         "cell_size_m": cell_size_m,
-        "inputs": {**{k: case.options.get(k) for k in ("network", "institutions", "population", "boundaries", "coords")},
-                   "candidates": str(candidates)},
+        "inputs": {**{k: case.options.get(k) for k in _INPUT_KEYS},
+                   "candidates": str(candidates), "candidates_coords": candidates_coords},
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
     return SitingRun(case=case, net=net, existing=existing, candidates=cand, cells=cells, result=result, curve=curve,
@@ -763,7 +865,7 @@ def _siting_model(siting: Any, od: pd.DataFrame, demand: pd.Series, cand: gpd.Ge
 
 
 def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: str | None = None,
-                         basemap: str = "osm", offline: bool = False) -> Path:
+                         basemap: str = "osm", offline: bool = False, force: bool = False) -> Path:
     """Write a siting run: ``sites.csv``, ``sites.gpkg``, ``summary.json``, ``map.html``, atomically.
 
     Parameters
@@ -776,6 +878,8 @@ def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: 
         Map title.
     basemap, offline
         Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
 
     Returns
     -------
@@ -785,16 +889,17 @@ def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: 
     from .maps import get_basemap, render_siting_map, save_map
 
     get_basemap(basemap)
-    with output_dir(out) as tmp:
-        cols = ["rank", "name", "lon", "lat", "added_population", "cumulative_pct"] + (["district"] if "district" in run.sites else [])
+    with output_dir(out, kind="siting", inputs=run.summary.get("inputs", {}), force=force) as tmp:
+        cols = ["rank", "name", "lon", "lat", "added_population", "cumulative_pct", "adds_population"] + (
+            ["district"] if "district" in run.sites else [])
         table = run.sites[cols].reset_index()
-        table.to_csv(tmp / "sites.csv", index=False, encoding="utf-8-sig")
+        write_csv(table, tmp / "sites.csv")
         run.sites.reset_index().to_file(tmp / "sites.gpkg", layer="sites", driver="GPKG")
         run.cells.reset_index().to_file(tmp / "sites.gpkg", layer="cells", driver="GPKG")
         if len(run.isochrones):
             run.isochrones.to_file(tmp / "sites.gpkg", layer="isochrones", driver="GPKG")
         if run.curve is not None:
-            run.curve.drop(columns=["sites"]).to_csv(tmp / "marginal_curve.csv", encoding="utf-8-sig")
+            write_csv(run.curve.drop(columns=["sites"]), tmp / "marginal_curve.csv", index=True)
         save_map(render_siting_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
         write_json(run.summary, tmp / "summary.json")
     return Path(out)
@@ -814,7 +919,9 @@ class GridRun:
     case, net
         Loaded inputs and the compiled network.
     leads
-        The lead hospitals in the model (index ``facility_id``).
+        The lead hospitals in the model (index ``facility_id``; ``lead:<id>``
+        for a leads file, with ``institution_id``, its row in the
+        institutions, where it has one).
     leads_excluded
         Leads left out, with ``reason`` (not on the network, duplicate).
     members
@@ -852,8 +959,31 @@ class GridRun:
 
 GRID_CELL_SIZE_M = 1000.0  # metres; default demand cell for grids (keeps the contiguity MIP small)
 LEAD_DUPLICATE_M = 2000.0  # metres; leads of the same name closer than this are one hospital mapped twice
+LEAD_ID_PREFIX = "lead:"  # ids of a --leads file, kept apart from the institutions' ids (both may be row numbers)
 FIXED_LEAD_ALIASES = ("lead", "lead_id", "lead_name", "牵头医院", "牵头单位", "facility_id")
 FIXED_KEY_ALIASES = {"district": ("district", "区县", "区", "name"), "cell_id": ("cell_id", "cell", "网格单元")}
+
+
+def _lead_twins(leads: gpd.GeoDataFrame, inst: gpd.GeoDataFrame, crs: Any) -> pd.DataFrame:
+    """Institutions that are a lead of the leads file: the same name (spaces ignored).
+
+    The leads file and the institutions table are two id spaces; a hospital listed in both is one hospital. It
+    leads its grid and is not counted again as a member, and neither are its other entries of that name (the
+    hospital mapped twice, or its other campuses). An institution is the twin of its nearest same-name lead.
+
+    Returns
+    -------
+    twins
+        Indexed by institution id (``facility_id``): ``lead_id`` and ``distance_m``, nearest first.
+    """
+    key_l = pd.DataFrame({"lead_id": leads.index, "key": leads["name"].astype(str).str.replace(r"\s+", "", regex=True)})
+    key_i = pd.DataFrame({"facility_id": inst.index, "key": inst["name"].astype(str).str.replace(r"\s+", "", regex=True)})
+    pairs = key_i.merge(key_l, on="key")
+    xl = leads.geometry.to_crs(crs).reindex(pairs["lead_id"]).to_numpy()
+    xi = inst.geometry.to_crs(crs).reindex(pairs["facility_id"]).to_numpy()
+    pairs["distance_m"] = shapely.distance(xl, xi) if len(pairs) else np.zeros(0)
+    pairs = pairs.sort_values(["distance_m", "facility_id", "lead_id"], kind="stable")
+    return pairs.drop_duplicates("facility_id").set_index("facility_id")[["lead_id", "distance_m"]]
 
 
 def _dedupe_leads(leads: gpd.GeoDataFrame, crs: Any) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
@@ -916,7 +1046,7 @@ def load_fixed_assignments(
     by_name: dict[str, Any] = {}
     for fid, name in leads["name"].items():
         by_name.setdefault(str(name).strip(), fid)
-    ids = {str(f): f for f in leads.index}
+    ids = {str(f).removeprefix(LEAD_ID_PREFIX): f for f in leads.index} | {str(f): f for f in leads.index}  # 'lead:3' or '3'
     districts = set(cells["district"].dropna()) if "district" in cells.columns else set()
     fixed: dict[Any, Any] = {}
     for row, rec in enumerate(df.to_dict(orient="records"), start=2):  # row 1 is the header
@@ -957,14 +1087,16 @@ def run_grids(
     mode: str = "drive",
     speed_kph: float | None = None,
     coords: str = "wgs84",
+    population_coords: str = "wgs84",
     max_snap_m: float | None = None,
     cell_size_m: float = GRID_CELL_SIZE_M,
     capacity_column: str | None = None,
     tolerance: float = 0.2,
     fixed: str | os.PathLike[str] | dict[Any, Any] | None = None,
     contiguity: str = "queen",
-    time_limit_s: float = 60.0,
+    time_limit_s: float = 600.0,
     method: str = "auto",
+    max_nodes: int | None = None,
     accessibility_minutes: float = 30.0,
     population_label: str = "population",
 ) -> GridRun:
@@ -980,12 +1112,15 @@ def run_grids(
 
     Parameters
     ----------
-    network, institutions, population, boundaries, mode, speed_kph, coords, max_snap_m
+    network, institutions, population, boundaries, mode, speed_kph, coords, population_coords, max_snap_m
         As in :func:`run_coverage` (drive by default: residents' trips to a
         tertiary hospital).
     leads
-        File of lead hospitals (as institutions); by default the
-        institutions of `lead_tiers`.
+        File of lead hospitals (as institutions, in the datum `coords`); by
+        default the institutions of `lead_tiers`. Its rows are their own id
+        space (``lead:<id>``), never mixed with the institutions' ids; an
+        institution with a lead's name is that lead (``institution_id`` of
+        the lead, the nearest one), not a member.
     lead_tiers
         Tiers whose institutions lead a grid when `leads` is not given.
     cell_size_m
@@ -1000,8 +1135,18 @@ def run_grids(
         :func:`load_fixed_assignments`) or ``{district or cell_id: lead id}``.
     contiguity
         ``"queen"`` (cells touching at a corner are neighbours) or ``"rook"``.
-    time_limit_s, method
-        Solver time limit in seconds and method (``auto``, ``mip``, ``heuristic``).
+    time_limit_s
+        Safety-net solver time limit in seconds. A solve ends at its work
+        bound (`max_nodes`), so the same inputs give the same grids (and a
+        byte-identical ``assignment.csv``) on every run; a solve stopped by
+        this limit instead is reported (``summary["time_limited"]``) as
+        possibly different between runs.
+    method
+        ``auto``, ``mip`` or ``heuristic`` (see :mod:`planner.assignment`).
+    max_nodes
+        Branch-and-bound nodes of the MIP at most
+        (:data:`planner.assignment.MIP_MAX_NODES` by default); the gap at
+        that bound is reported.
     accessibility_minutes
         Catchment of the E2SFCA index in minutes.
     population_label
@@ -1038,7 +1183,7 @@ def run_grids(
     check_minutes([accessibility_minutes])
 
     case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
-                     coords=coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+                     coords=coords, population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
     net = compile_network(case.graph)
     inst = case.institutions
     if capacity_column is not None and leads is None:  # with a leads file, the capacity column is the leads'
@@ -1047,10 +1192,13 @@ def run_grids(
             inst["district"] = assign_districts(inst, case.districts)
     if leads is not None:
         lead_df = load_institutions(leads, coords=coords, capacity_column=capacity_column)
+        lead_df.index = pd.Index([f"{LEAD_ID_PREFIX}{i}" for i in lead_df.index], name="facility_id")  # own id space
         if case.districts is not None:
             lead_df["district"] = assign_districts(lead_df, case.districts)
-        lead_names = set(lead_df["name"].astype(str).str.strip())
-        members = inst[~inst["name"].astype(str).str.strip().isin(lead_names)]
+        twins = _lead_twins(lead_df, inst, net.crs)  # the same hospital in the institutions: the lead, not a member
+        nearest_twin = pd.Series(twins.index, index=twins["lead_id"].to_numpy()).groupby(level=0, sort=False).first()
+        lead_df["institution_id"] = nearest_twin.reindex(lead_df.index).astype(object)
+        members = inst.drop(index=twins.index)
         lead_source = str(leads)
     else:
         lead_df = inst[inst["tier"].isin(lead_tiers)]
@@ -1101,7 +1249,8 @@ def run_grids(
         try:
             result = asg.assign_lead_hospital(od, cells, lead_ok, adjacency=adjacency, capacity=cap if cap else "equal",
                                               tolerance=tolerance, fixed=fixed_map, time_limit_s=time_limit_s,
-                                              method=method)  # type: ignore[arg-type]
+                                              method=method,  # type: ignore[arg-type]
+                                              **({} if max_nodes is None else {"max_nodes": max_nodes}))
         except PlannerError as exc:  # name the leads, not only their ids
             text = str(exc)
             for fid, name in lead_ok["name"].items():
@@ -1124,7 +1273,7 @@ def run_grids(
     od_acc = od_travel_times(net, snap_cells, snap_inst.loc[supply.index], max_minutes=accessibility_minutes)
     access = e2sfca(od_acc, cells, supply, max_minutes=accessibility_minutes)
 
-    names = pd.concat([lead_ok["name"], members["name"]])
+    names = lead_ok["name"]  # lead ids only: members are another id space
     out_cells = cells.copy()
     out_cells["lead_id"] = result.assignment.reindex(cells.index)
     out_cells["lead_name"] = out_cells["lead_id"].map(names)
@@ -1135,8 +1284,7 @@ def run_grids(
     out_cells["moved"] = out_cells["lead_id"].notna() & (out_cells["lead_id"] != out_cells["baseline_lead_id"])
     out_cells["accessibility_per_1000"] = access.reindex(cells.index).round(4)
 
-    all_inst = pd.concat([lead_ok, members])
-    table = asg.grids_summary(result, cells, institutions=all_inst)
+    table = asg.grids_summary(result, cells, institutions=members, leads=lead_ok)
     grids = asg.dissolve_grids(cells, result.assignment)[["geometry"]].join(table)
     grids["name"] = lead_ok["name"].reindex(grids.index)
     baseline_grids = asg.dissolve_grids(cells, result.baseline)
@@ -1147,16 +1295,20 @@ def run_grids(
     members["lead_name"] = members["lead_id"].map(lead_ok["name"])
     dist_table = None
     if "district" in cells.columns:
-        dist_table = asg.district_summary(result, cells, institutions=all_inst if "district" in all_inst else None)
+        places = pd.concat([lead_ok, members], ignore_index=True)  # each place once; ids of two spaces are not mixed
+        dist_table = asg.district_summary(result, cells, institutions=places if "district" in places else None)
         dist_table["main_lead_name"] = dist_table["main_lead"].map(lead_ok["name"])
 
     s = result.summary()
     total = float(cells["population"].sum())
     per_lead = []
+    # the lead's id in --institutions: its twin there (leads file), or its own id (leads taken from the institutions)
+    twin_of = lead_ok["institution_id"] if "institution_id" in lead_ok else pd.Series(lead_ok.index, index=lead_ok.index)
     for fid, r in grids.iterrows():
         mem = members[members["lead_id"] == fid]
         per_lead.append({
             "facility_id": str(fid), "name": str(r["name"]),
+            "institution_id": None if pd.isna(twin_of.get(fid)) else str(twin_of.get(fid)),  # same place in --institutions
             "population": round(float(r["population"]), 1),
             "capacity_share": round(float(r["capacity_share"]), 4),
             "target_population": round(float(r["target_population"]), 1),
@@ -1186,6 +1338,8 @@ def run_grids(
         "solver_status": s["status"],
         "method": s["method"],
         "gap": s["gap"],
+        "time_limited": s["time_limited"],
+        "work": s["work"],
         "objective_person_s": s["objective_person_s"],
         "lower_bound_person_s": s["lower_bound_person_s"],
         "solve_s": s["runtime_s"],
@@ -1200,7 +1354,7 @@ def run_grids(
         "baseline_load_ratio_range": [round(float(base_ratios.min()), 3), round(float(base_ratios.max()), 3)],
         "comparison": {k: v for k, v in s.items() if k not in {
             "status", "method", "n_grids", "n_cells", "n_unassigned", "population_unassigned", "tolerance",
-            "objective_person_s", "lower_bound_person_s", "gap", "runtime_s", "loads"}},
+            "objective_person_s", "lower_bound_person_s", "gap", "runtime_s", "loads", "time_limited", "work"}},
         "leads": per_lead,
         "leads_excluded": [{"facility_id": str(f), "name": str(r["name"]), "reason": str(r["reason"])}
                            for f, r in excluded.iterrows()],
@@ -1213,7 +1367,7 @@ def run_grids(
             {"district": str(d), **{k: (None if isinstance(v, float) and v != v else (round(v, 3) if isinstance(v, float) else v))
                                     for k, v in r.items()}}
             for d, r in dist_table.astype(object).iterrows()],
-        "inputs": {**{k: case.options.get(k) for k in ("network", "institutions", "population", "boundaries", "coords")},
+        "inputs": {**{k: case.options.get(k) for k in _INPUT_KEYS},
                    "leads": None if leads is None else str(leads),
                    "fixed": None if fixed is None or isinstance(fixed, dict) else str(fixed)},
         "runtime_s": round(time.perf_counter() - t0, 2),
@@ -1241,7 +1395,7 @@ GRID_HEADERS = {
 
 
 def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str | None = None,
-                       basemap: str = "osm", offline: bool = False) -> Path:
+                       basemap: str = "osm", offline: bool = False, force: bool = False) -> Path:
     """Write a grid run atomically: ``grids.gpkg``, ``assignment.csv``, ``grids.csv``, ``districts.csv``, ``summary.json``, ``map.html``.
 
     Parameters
@@ -1254,6 +1408,8 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
         Map title.
     basemap, offline
         Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
 
     Returns
     -------
@@ -1263,7 +1419,7 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
     from .maps import get_basemap, render_grid_map, save_map
 
     get_basemap(basemap)
-    with output_dir(out) as tmp:
+    with output_dir(out, kind="grids", inputs=run.summary.get("inputs", {}), force=force) as tmp:
         gpkg = tmp / "grids.gpkg"
         run.grids.reset_index().to_file(gpkg, layer="grids", driver="GPKG")
         run.cells.reset_index().to_file(gpkg, layer="cells", driver="GPKG")
@@ -1276,12 +1432,12 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
         cells = run.cells.copy()
         centre = cells.geometry.to_crs(run.net.crs).centroid.to_crs("EPSG:4326")
         cells["lon"], cells["lat"] = centre.x.round(6), centre.y.round(6)
-        cells[[c for c in cols if c in cells.columns]].to_csv(tmp / "assignment.csv", encoding="utf-8-sig")
+        write_csv(cells[[c for c in cols if c in cells.columns]], tmp / "assignment.csv", index=True)
         keep = [c for c in GRID_HEADERS if c in run.grids.columns or c == "facility_id"]
         table = run.grids.drop(columns="geometry").reset_index()[keep]
-        table.rename(columns=GRID_HEADERS).to_csv(tmp / "grids.csv", index=False, encoding="utf-8-sig")
+        write_csv(table.rename(columns=GRID_HEADERS), tmp / "grids.csv")
         if run.districts is not None:
-            run.districts.to_csv(tmp / "districts.csv", encoding="utf-8-sig")
+            write_csv(run.districts, tmp / "districts.csv", index=True)
         save_map(render_grid_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
         write_json(run.summary, tmp / "summary.json")
     return Path(out)

@@ -98,6 +98,18 @@ model ranks by the population each new site serves instead; see
 so a solve stopped by its time limit always returns at least the greedy
 coverage, with ``status="time_limit"`` and an honest gap.
 
+No site that adds nobody is proposed silently. When the K chosen sites
+reach everyone any candidate reaches, the MCLP returns the fewest sites
+doing so (a set cover, solved exactly); the p-median and capacitated models
+and the greedy leave out the sites ranked last that add nothing (no newly
+covered person; for the p-median, no shorter trip). ``zero_gain_reason``
+says why, e.g. "no candidate reaches anyone still uncovered within 30 min".
+With ``solve(require_k=True)`` all K sites are returned, the idle ones
+ranked last and marked ``False`` in ``adds_population``. A site adding
+nobody next to a candidate that would add someone (only after a solve
+stopped by its time limit) is first swapped for that candidate, so the
+reason always holds.
+
 Examples
 --------
 Four cells, three candidate sites, costs in minutes and a 15-minute threshold:
@@ -134,6 +146,7 @@ from ._highs import import_highspy, new_highs
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "ADDS_MIN_PERSONS",
     "DEFAULT_MIP_GAP",
     "DEFAULT_TIME_LIMIT_S",
     "LSCP",
@@ -148,6 +161,7 @@ __all__ = [
 DEFAULT_TIME_LIMIT_S: float = 300.0  # seconds per solve
 DEFAULT_MIP_GAP: float = 0.0  # relative; 0 asks HiGHS to prove optimality (its absolute gap 1e-6 still applies)
 _ROUND = 6  # decimals of persons compared when ranking (absorbs float summation order)
+ADDS_MIN_PERSONS: float = 0.05  # persons; a site newly covering fewer adds nobody (reports give 0.1 persons)
 _OD_COLUMNS = ("origin_id", "destination_id", "travel_time_s")
 
 Status = Literal["optimal", "time_limit", "heuristic"]
@@ -210,6 +224,19 @@ class SitingResult:
     excluded_cells
         Cells no site can reach (no pair within the threshold or no OD pair);
         they stay in `total_population` but cannot be covered.
+    n_sites_requested
+        The K asked for (None for LSCP). Fewer sites are returned when the
+        others would add nobody, unless the solve asked for exactly K
+        (``require_k=True``).
+    adds_population
+        Per site in rank order: True if it adds something where it is ranked
+        (at least :data:`ADDS_MIN_PERSONS` newly covered persons; for
+        p-median also a shorter trip for someone); False marks a site kept
+        only because K sites were required.
+    zero_gain_reason
+        Why sites were left out or marked (e.g. "no candidate reaches anyone
+        still uncovered within 30 min"), None when every requested site adds
+        population.
     """
 
     model: str
@@ -229,6 +256,9 @@ class SitingResult:
     assignment: pd.Series
     allocation: pd.DataFrame | None
     excluded_cells: pd.Index
+    n_sites_requested: int | None = None
+    adds_population: pd.Series | None = None
+    zero_gain_reason: str | None = None
 
     @property
     def covered_pct_before(self) -> float:
@@ -242,9 +272,12 @@ class SitingResult:
 
     @property
     def ranking(self) -> pd.DataFrame:
-        """The new sites as a table: ``rank``, ``added_population``, ``cumulative_pct``, indexed by site id."""
+        """The new sites as a table: ``rank``, ``added_population``, ``cumulative_pct``, ``adds_population``, by site id."""
+        adds = self.adds_population if self.adds_population is not None else \
+            pd.Series(True, index=self.added_population.index)
         return pd.DataFrame({"rank": np.arange(1, len(self.sites) + 1), "added_population": self.added_population,
-                             "cumulative_pct": self.cumulative_pct}, index=self.added_population.index)
+                             "cumulative_pct": self.cumulative_pct, "adds_population": adds.astype(bool)},
+                            index=self.added_population.index)
 
     def __repr__(self) -> str:
         return (f"SitingResult(model={self.model!r}, status={self.status!r}, objective={self.objective:.6g}, "
@@ -828,27 +861,36 @@ def _mclp_start(cov: _Coverage, picks: Iterable[int]) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _rank(inst: _Instance, chosen: Iterable[int]) -> tuple[list[int], list[float]]:
+def _cost_cap(inst: _Instance) -> float:
+    """Cost an unserved cell counts at in cost reductions: the threshold or, without one, the largest pair cost."""
+    return inst.radius if math.isfinite(inst.radius) else (float(inst.cost.max()) if len(inst.cost) else 0.0)
+
+
+def _rank(inst: _Instance, chosen: Iterable[int], *, after: Iterable[int] = ()) -> tuple[list[int], list[float], list[float]]:
     """Order chosen site positions greedily by added coverage, then cost reduction, then input order.
 
-    For the cost reduction an unserved cell counts at the threshold (or, without one, the largest pair cost).
+    Returns the order, the persons each site newly covers there and its reduction of population-weighted cost
+    (an unserved cell counts at :func:`_cost_cap`). Sites in `after` are ranked after all the others.
     """
     w = inst.weights
     covered = inst.covered_by(inst.existing)
     _, best = inst.nearest_open(inst.existing)
-    cap = inst.radius if math.isfinite(inst.radius) else (float(inst.cost.max()) if len(inst.cost) else 0.0)
-    best = np.minimum(best, cap)
-    remaining = sorted(int(j) for j in chosen)
+    best = np.minimum(best, _cost_cap(inst))
+    later = sorted({int(j) for j in after})
+    remaining = sorted({int(j) for j in chosen} - set(later))
     order: list[int] = []
     added: list[float] = []
-    while remaining:
+    reduced: list[float] = []
+    while remaining or later:
+        if not remaining:
+            remaining, later = later, []
         keys = []
         for j in remaining:
             s = slice(inst.col_ptr[j], inst.col_ptr[j + 1])
             rows, c = inst.col_cell[s], inst.col_cost[s]
             gain = float(w[rows][~covered[rows]].sum())
             red = float(np.maximum(best[rows] - c, 0.0) @ w[rows])
-            keys.append((round(gain, _ROUND), round(red, _ROUND), -j, gain))
+            keys.append((round(gain, _ROUND), round(red, _ROUND), -j, gain, red))
         i = max(range(len(remaining)), key=lambda q: keys[q][:3])
         j = remaining.pop(i)
         s = slice(inst.col_ptr[j], inst.col_ptr[j + 1])
@@ -857,7 +899,66 @@ def _rank(inst: _Instance, chosen: Iterable[int]) -> tuple[list[int], list[float
         best[rows] = np.minimum(best[rows], inst.col_cost[s])
         order.append(j)
         added.append(keys[i][3])
-    return order, added
+        reduced.append(keys[i][4])
+    return order, added, reduced
+
+
+def _adds(added: Iterable[float], reduced: Iterable[float] | None = None) -> np.ndarray:
+    """Whether each ranked site adds something: newly covered persons (or, given `reduced`, a shorter trip).
+
+    Fewer than :data:`ADDS_MIN_PERSONS` newly covered persons (raster cells hold fractions of persons) count as none.
+    """
+    a = np.asarray(list(added), dtype=float) >= ADDS_MIN_PERSONS
+    if reduced is not None:
+        a |= np.round(np.asarray(list(reduced), dtype=float), _ROUND) > 0
+    return np.asarray(a, dtype=bool)
+
+
+def _gains(inst: _Instance, covered: np.ndarray, best: np.ndarray, site_of: np.ndarray | None = None,
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Persons each site would newly cover, and its reduction of population-weighted cost, given the open sites."""
+    if site_of is None:
+        site_of = np.repeat(np.arange(inst.n_sites_all), np.diff(inst.col_ptr))
+    c, w = inst.col_cell, inst.weights
+    gain = np.bincount(site_of, weights=w[c] * ~covered[c], minlength=inst.n_sites_all)
+    red = np.bincount(site_of, weights=w[c] * np.maximum(best[c] - inst.col_cost, 0.0), minlength=inst.n_sites_all)
+    return gain, red
+
+
+def _fill_useless(inst: _Instance, chosen: Iterable[int], *, by_cost: bool = False) -> list[int]:
+    """Swap chosen sites that add nothing for candidates that do, best first; the rest stay (they add nothing).
+
+    At a proven optimum there is nothing to swap (a site adding nobody next to a candidate that adds someone
+    is not optimal); after a solve stopped by its time limit this makes "no candidate reaches anyone still
+    uncovered" true for every site that adds nothing. `by_cost` (p-median) also counts shorter trips.
+    """
+    order, added, reduced = _rank(inst, chosen)
+    useful = _adds(added, reduced if by_cost else None)
+    keep = [j for j, u in zip(order, useful, strict=True) if u]
+    n_useless = int((~useful).sum())
+    if not n_useless:
+        return keep
+    site_of = np.repeat(np.arange(inst.n_sites_all), np.diff(inst.col_ptr))
+    open_mask = inst.site_mask(keep)
+    covered = inst.covered_by(open_mask)
+    _, best = inst.nearest_open(open_mask)
+    best = np.minimum(best, _cost_cap(inst))
+    for _ in range(n_useless):
+        gain, red = _gains(inst, covered, best, site_of)
+        ok = ~open_mask & _adds(gain, red if by_cost else None)
+        if not ok.any():
+            break
+        score = np.round(gain + (red if by_cost else 0.0), _ROUND)
+        j = int(np.argmax(np.where(ok, score, -np.inf)))  # ties: the first site
+        s = slice(inst.col_ptr[j], inst.col_ptr[j + 1])
+        covered[inst.col_cell[s]] = True
+        best[inst.col_cell[s]] = np.minimum(best[inst.col_cell[s]], inst.col_cost[s])
+        open_mask[j] = True
+        keep.append(j)
+    swapped = len(keep) - int(useful.sum())
+    if swapped:
+        logger.info("%d chosen sites added nobody; swapped for candidates that do (the solve was not optimal)", swapped)
+    return keep + [j for j, u in zip(order, useful, strict=True) if not u][: n_useless - swapped]
 
 
 def _assignment_series(inst: _Instance, pos: np.ndarray) -> pd.Series:
@@ -884,10 +985,15 @@ def _result(
     assignment: np.ndarray,
     excluded: np.ndarray,
     allocation: pd.DataFrame | None = None,
+    adds: np.ndarray | None = None,
+    n_requested: int | None = None,
+    zero_gain_reason: str | None = None,
 ) -> SitingResult:
     ids = inst.site_ids[np.asarray(order, dtype=np.int64)].tolist()
     site_index = pd.Index(ids, name=inst.site_ids.name)
     added_s = pd.Series(np.asarray(added, dtype=float), index=site_index, name="added_population")
+    adds_s = pd.Series(_adds(added) if adds is None else np.asarray(adds, dtype=bool), index=site_index,
+                       name="adds_population")
     cum = pd.Series(100.0 * (covered_before + np.cumsum(np.asarray(added, dtype=float))) / inst.total,
                     index=site_index, name="cumulative_pct")
     return SitingResult(
@@ -896,21 +1002,43 @@ def _result(
         cumulative_pct=cum, covered_before=float(covered_before), covered_after=float(covered_after),
         total_population=inst.total, existing=tuple(inst.site_ids[inst.existing].tolist()),
         assignment=_assignment_series(inst, assignment), allocation=allocation,
-        excluded_cells=inst.cell_ids[excluded],
+        excluded_cells=inst.cell_ids[excluded], n_sites_requested=n_requested, adds_population=adds_s,
+        zero_gain_reason=zero_gain_reason if (len(ids) < (n_requested or 0) or not adds_s.all()) else None,
     )
 
 
+def _no_gain_reason(inst: _Instance, *, by_cost: bool = False) -> str:
+    """Why sites add nobody once the others are open (true after :func:`_fill_useless`)."""
+    if by_cost:
+        return f"no candidate brings anyone closer than the sites already open ({inst.radius_label})"
+    return f"no candidate reaches anyone still uncovered within {inst.radius_label}"
+
+
+def _useful_order(inst: _Instance, chosen: Iterable[int], *, require_k: bool, by_cost: bool = False,
+                  after: Iterable[int] = ()) -> tuple[list[int], list[float], np.ndarray]:
+    """Rank the chosen sites (`after` last); unless `require_k`, leave out those that add nothing (they come last)."""
+    order, added, reduced = _rank(inst, [int(j) for j in chosen], after=after)
+    adds = _adds(added, reduced if by_cost else None)
+    if not require_k:
+        order = [j for j, a in zip(order, adds, strict=True) if a]
+        added = [g for g, a in zip(added, adds, strict=True) if a]
+        adds = adds[adds]
+    return order, added, adds
+
+
 def _coverage_result(inst: _Instance, *, model: str, chosen: Iterable[int], status: Status, objective: float,
-                     bound: float, gap: float, build_s: float, solve_s: float) -> SitingResult:
-    chosen = [int(j) for j in chosen]
-    order, added = _rank(inst, chosen)
-    open_mask = inst.site_mask(chosen)
+                     bound: float, gap: float, build_s: float, solve_s: float, require_k: bool = True,
+                     n_requested: int | None = None, zero_gain_reason: str | None = None,
+                     after: Iterable[int] = ()) -> SitingResult:
+    order, added, adds = _useful_order(inst, chosen, require_k=require_k, after=after)
+    open_mask = inst.site_mask(order)
     before = float(inst.weights[inst.covered_by(inst.existing)].sum())
     after = float(inst.weights[inst.covered_by(open_mask)].sum())
     pos, _ = inst.nearest_open(open_mask)
     return _result(inst, model=model, status=status, objective=objective, bound=bound, gap=gap, build_s=build_s,
                    solve_s=solve_s, order=order, added=added, covered_before=before, covered_after=after,
-                   assignment=pos, excluded=~inst.reachable())
+                   assignment=pos, excluded=~inst.reachable(), adds=adds, n_requested=n_requested,
+                   zero_gain_reason=zero_gain_reason or _no_gain_reason(inst))
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1081,8 +1209,14 @@ class MCLP(_SitingModel):
                                existing=existing, cell_ids=None, site_ids=sids, radius_label=f"{minutes:g} min")
         return cls(inst, n_sites=n_sites, build_s=time.perf_counter() - t0)
 
-    def solve(self, *, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, mip_gap: float = DEFAULT_MIP_GAP) -> SitingResult:
+    def solve(self, *, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, mip_gap: float = DEFAULT_MIP_GAP,
+              require_k: bool = False) -> SitingResult:
         """Solve with HiGHS.
+
+        When fewer than ``n_sites`` new sites already cover everyone any
+        candidate reaches, the others would add nobody: the result then
+        holds the fewest sites covering that population (a set cover, solved
+        exactly) and says why in ``zero_gain_reason``, unless `require_k`.
 
         Parameters
         ----------
@@ -1092,6 +1226,9 @@ class MCLP(_SitingModel):
         mip_gap
             Relative optimality gap at which HiGHS may stop (0: proven
             optimal).
+        require_k
+            Return exactly ``n_sites`` sites; those adding nobody are marked
+            in ``adds_population``.
 
         Returns
         -------
@@ -1105,18 +1242,36 @@ class MCLP(_SitingModel):
         """
         tl, gap = _check_solve_args(time_limit_s, mip_gap)
         t0 = time.perf_counter()
-        cov = _coverage(self._inst)
+        inst = self._inst
+        cov = _coverage(inst)
         picks, _, greedy_bound = _greedy(cov, k=self.n_sites)
         h = _highs(_mclp_lp(cov, self.n_sites), time_limit_s=tl, mip_gap=gap, ipm=True)
         build_s = self._build_s + time.perf_counter() - t0
         sol = _run(h, what="MCLP", time_limit_s=tl, is_mip=True, start=_mclp_start(cov, picks))
-        chosen = cov.cand[np.flatnonzero(sol.x[: len(cov.cand)] > 0.5)]
-        res = _coverage_result(self._inst, model="MCLP", chosen=chosen, status=sol.status, objective=0.0,
-                               bound=0.0, gap=0.0, build_s=build_s, solve_s=sol.solve_s)
+        chosen = _fill_useless(inst, cov.cand[np.flatnonzero(sol.x[: len(cov.cand)] > 0.5)])
+        status, solve_s = sol.status, sol.solve_s
+        extra: list[int] = []
+        open_mask = inst.site_mask(chosen)
+        gain, _ = _gains(inst, inst.covered_by(open_mask), np.zeros(inst.n_cells))
+        if self.n_sites and not (_adds(gain) & ~open_mask).any():
+            # everyone any candidate reaches is covered: beyond the fewest sites doing so (a set cover, solved
+            # exactly), sites add nobody; they are left out, or with require_k ranked last (and marked)
+            fewest = LSCP(inst, target_pct=None, build_s=0.0).solve(time_limit_s=tl, mip_gap=gap)
+            solve_s += fewest.solve_s
+            if fewest.status != "optimal":
+                status = fewest.status
+            first = inst.site_ids.get_indexer(pd.Index(fewest.sites)).tolist()
+            if len(first) < self.n_sites:
+                extra = [j for j in sorted(chosen) if j not in set(first)][: self.n_sites - len(first)]
+                chosen = first + extra
+        res = _coverage_result(inst, model="MCLP", chosen=chosen, status=status, objective=0.0, bound=0.0, gap=0.0,
+                               build_s=build_s, solve_s=solve_s, require_k=require_k, n_requested=self.n_sites,
+                               after=extra)
         # the objective is the covered population counted exactly (HiGHS' value differs by float tolerance);
-        # the bound is HiGHS' or, if tighter (e.g. stopped before the root LP), the greedy submodularity bound
+        # the bound is HiGHS' or, if tighter (e.g. stopped before the root LP), the greedy submodularity bound,
+        # never above everyone the sites can reach
         obj = res.covered_after
-        bound = max(min(sol.bound, cov.before + greedy_bound), obj)
+        bound = max(min(sol.bound, cov.before + greedy_bound, cov.before + float(cov.W.sum())), obj)
         return _replace(res, objective=obj, objective_bound=bound, mip_gap=_rel_gap(obj, bound))
 
 
@@ -1302,8 +1457,15 @@ class LSCP(_SitingModel):
                 x = x2
             if sol2.status != "optimal":
                 status = sol2.status
-        return _coverage_result(inst, model="LSCP", chosen=cov.cand[x], status=status, objective=float(count),
-                                bound=lower, gap=_rel_gap(float(count), lower), build_s=build_s, solve_s=solve_s)
+        # a site adding nobody is never needed for the target (only a solve stopped by its time limit leaves one)
+        target = "every coverable cell" if self.target_pct is None else f"the target {self.target_pct:g}%"
+        res = _coverage_result(inst, model="LSCP", chosen=cov.cand[x], status=status, objective=0.0, bound=0.0, gap=0.0,
+                               build_s=build_s, solve_s=solve_s, require_k=False, n_requested=count,
+                               zero_gain_reason=f"{target} is met without the sites that add nobody")
+        count = len(res.sites)
+        lower = min(lower, count)
+        return _replace(res, objective=float(count), objective_bound=lower, mip_gap=_rel_gap(float(count), lower),
+                        n_sites_requested=None)
 
 
 class PMedian(_SitingModel):
@@ -1389,8 +1551,13 @@ class PMedian(_SitingModel):
                                radius_label=None if minutes is None else f"{minutes:g} min")
         return cls(inst, n_sites=n_sites, build_s=time.perf_counter() - t0)
 
-    def solve(self, *, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, mip_gap: float = DEFAULT_MIP_GAP) -> SitingResult:
+    def solve(self, *, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, mip_gap: float = DEFAULT_MIP_GAP,
+              require_k: bool = False) -> SitingResult:
         """Solve with HiGHS.
+
+        New sites that bring nobody closer (every cell already has an open
+        site at least as near) are left out and ``zero_gain_reason`` says
+        so, unless `require_k`.
 
         Parameters
         ----------
@@ -1399,6 +1566,9 @@ class PMedian(_SitingModel):
         mip_gap
             Relative optimality gap at which HiGHS may stop (0: proven
             optimal).
+        require_k
+            Return exactly ``n_sites`` sites; those adding nothing are marked
+            in ``adds_population``.
 
         Returns
         -------
@@ -1455,16 +1625,18 @@ class PMedian(_SitingModel):
                    f"candidate sites reach ({inst.radius_label}); at least {kmin} are needed; fix: raise n_sites to "
                    f"≥ {kmin} (or a larger threshold: max_minutes / service_radius)")
             raise InfeasibleModelError(msg) from None
-        chosen = cand[np.flatnonzero(sol.x[:nc] > 0.5)]
-        open_mask = inst.site_mask(chosen)
+        chosen = _fill_useless(inst, cand[np.flatnonzero(sol.x[:nc] > 0.5)], by_cost=True)
+        order, added, adds = _useful_order(inst, chosen, require_k=require_k, by_cost=True)
+        open_mask = inst.site_mask(order)
         pos, cost = inst.nearest_open(open_mask)
         served = pos >= 0
         objective = float((w[served] * cost[served]).sum())
-        order, added = _rank(inst, chosen)
         before = float(w[inst.covered_by(inst.existing)].sum())
-        return _result(inst, model="PMedian", status=sol.status, objective=objective, bound=sol.bound, gap=sol.gap,
-                       build_s=build_s, solve_s=sol.solve_s, order=order, added=added, covered_before=before,
-                       covered_after=float(w[served].sum()), assignment=pos, excluded=~inst.reachable())
+        return _result(inst, model="PMedian", status=sol.status, objective=objective, bound=min(sol.bound, objective),
+                       gap=sol.gap, build_s=build_s, solve_s=sol.solve_s, order=order, added=added,
+                       covered_before=before, covered_after=float(w[served].sum()), assignment=pos,
+                       excluded=~inst.reachable(), adds=adds, n_requested=self.n_sites,
+                       zero_gain_reason=_no_gain_reason(inst, by_cost=True))
 
     @staticmethod
     def _min_sites(cell: np.ndarray, col: np.ndarray, nc: int, time_limit_s: float) -> int:
@@ -1653,13 +1825,17 @@ class CapacitatedMCLP(_SitingModel):
                  maximize=True)
         return lp, keep, cand
 
-    def solve(self, *, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, mip_gap: float = DEFAULT_MIP_GAP) -> SitingResult:
+    def solve(self, *, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S, mip_gap: float = DEFAULT_MIP_GAP,
+              require_k: bool = False) -> SitingResult:
         """Solve with HiGHS.
 
         The new sites are ranked by the population each serves in the
         optimal allocation; ``added_population`` and ``cumulative_pct`` come
         from re-solving the allocation with the first 1, 2, ... ranked sites
         open (plus the existing ones), so they are exact and never decrease.
+        Sites adding nobody at the end of that ranking are left out (and
+        ``zero_gain_reason`` says why) unless `require_k`; one adding nobody
+        within the ranking is marked in ``adds_population``.
 
         Parameters
         ----------
@@ -1668,6 +1844,8 @@ class CapacitatedMCLP(_SitingModel):
         mip_gap
             Relative optimality gap at which HiGHS may stop (0: proven
             optimal).
+        require_k
+            Return exactly ``n_sites`` sites.
 
         Returns
         -------
@@ -1698,7 +1876,7 @@ class CapacitatedMCLP(_SitingModel):
         # exact served population with the existing sites and the first r ranked new sites
         p_row = len(lp.row_lower) - 1
         solve_s = sol.solve_s
-        prefix = []
+        prefix, prefix_z = [], []
         for r in range(len(order) + 1):
             up = np.zeros(nc)
             up[np.searchsorted(cand, order[:r])] = 1.0
@@ -1707,9 +1885,19 @@ class CapacitatedMCLP(_SitingModel):
             s = _run(h, what="CapacitatedMCLP (ranking)", time_limit_s=tl, is_mip=True)
             solve_s += s.solve_s
             prefix.append(s.objective)
+            prefix_z.append(s.x[nc:])
+        best_r = [int(np.argmax(prefix[: r + 1])) for r in range(len(prefix))]  # the allocation behind each prefix
         prefix = list(np.maximum.accumulate(prefix))
         after = max(prefix[-1], sol.objective)
         prefix[-1] = after
+        added = list(np.diff(prefix))
+        adds = _adds(added)
+        if not require_k:  # sites adding nobody at the end of the ranking are left out, with their allocation
+            n_keep = int(np.flatnonzero(adds)[-1]) + 1 if adds.any() else 0
+            if n_keep < len(order):
+                z = prefix_z[best_r[n_keep]]
+                after = prefix[n_keep]
+                order, added, adds = order[:n_keep], added[:n_keep], adds[:n_keep]
         share = z > 1e-9
         alloc = pd.DataFrame({
             "cell_id": inst.cell_ids.to_numpy()[pc[share]],
@@ -1725,10 +1913,13 @@ class CapacitatedMCLP(_SitingModel):
             first = np.ones(len(o), dtype=bool)
             first[1:] = c_sorted[1:] != c_sorted[:-1]
             main[c_sorted[first]] = s_sorted[first]
+        reason = f"no candidate can serve anyone still unserved within {inst.radius_label} and the capacities"
+        if sol.status != "optimal":
+            reason += " (not proven: the solve stopped at its time limit)"
         return _result(inst, model="CapacitatedMCLP", status=sol.status, objective=after, bound=sol.bound,
-                       gap=sol.gap, build_s=build_s, solve_s=solve_s, order=order, added=list(np.diff(prefix)),
+                       gap=sol.gap, build_s=build_s, solve_s=solve_s, order=order, added=added,
                        covered_before=prefix[0], covered_after=after, assignment=main, excluded=~inst.reachable(),
-                       allocation=alloc)
+                       allocation=alloc, adds=adds, n_requested=self.n_sites, zero_gain_reason=reason)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -1736,7 +1927,8 @@ class CapacitatedMCLP(_SitingModel):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def greedy_mclp(model: MCLP, *, lp_bound: bool = True, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> SitingResult:
+def greedy_mclp(model: MCLP, *, lp_bound: bool = True, time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+                require_k: bool = False) -> SitingResult:
     r"""Solve the MCLP with the greedy heuristic and report its gap to an upper bound.
 
     Opens, one at a time, the candidate adding the most newly covered
@@ -1756,6 +1948,9 @@ def greedy_mclp(model: MCLP, *, lp_bound: bool = True, time_limit_s: float | Non
         at any greedy step, which needs no solver.
     time_limit_s
         Time limit in seconds for the LP relaxation.
+    require_k
+        Return exactly ``n_sites`` sites. By default the greedy stops once
+        no candidate reaches anyone still uncovered (``zero_gain_reason``).
 
     Returns
     -------
@@ -1791,7 +1986,7 @@ def greedy_mclp(model: MCLP, *, lp_bound: bool = True, time_limit_s: float | Non
         if sol.status == "optimal":  # IPM without crossover: widen by its tolerance so the bound stays valid
             bound = min(bound, sol.objective + 1e-7 * max(1.0, abs(sol.objective)))
     res = _coverage_result(inst, model="greedy_mclp", chosen=chosen, status="heuristic", objective=0.0, bound=0.0,
-                           gap=0.0, build_s=build_s, solve_s=solve_s)
+                           gap=0.0, build_s=build_s, solve_s=solve_s, require_k=require_k, n_requested=model.n_sites)
     obj = res.covered_after
     bound = max(bound, obj)
     return _replace(res, objective=obj, objective_bound=bound, mip_gap=_rel_gap(obj, bound))
@@ -1803,13 +1998,18 @@ def marginal_curve(
     max_sites: int | None = None,
     time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
     mip_gap: float = DEFAULT_MIP_GAP,
+    require_k: bool = False,
 ) -> pd.DataFrame:
     """Covered population after 1..K new sites, each solved exactly.
 
     Every k is a separate exact MCLP solve (the optimal k-site set need not
     contain the optimal (k-1)-site set), started from the (k-1)-site solution
     plus the best extra site, so coverage never drops as k grows even when a
-    solve stops at the time limit.
+    solve stops at the time limit. The curve stops at the last k that adds
+    population: once a k adds nobody, no candidate reaches anyone still
+    uncovered (the start already holds the best extra site), and no larger k
+    can add anyone either. With `require_k` it goes on to K, those rows
+    marked ``adds_population=False``.
 
     Parameters
     ----------
@@ -1821,14 +2021,16 @@ def marginal_curve(
         Time limit in seconds for each solve (None: none).
     mip_gap
         Relative optimality gap for each solve.
+    require_k
+        Give every k up to K, also those adding nobody.
 
     Returns
     -------
     curve
-        Indexed by ``n_sites`` (1..K): ``covered_population`` (persons),
-        ``covered_pct``, ``added_population`` (over k - 1; k = 1 over the
-        existing sites), ``status``, ``mip_gap``, ``solve_s`` and ``sites``
-        (tuple of ranked site ids).
+        Indexed by ``n_sites`` (1..K, or fewer): ``covered_population``
+        (persons), ``covered_pct``, ``added_population`` (over k - 1; k = 1
+        over the existing sites), ``adds_population``, ``status``,
+        ``mip_gap``, ``solve_s`` and ``sites`` (tuple of ranked site ids).
 
     Examples
     --------
@@ -1836,7 +2038,9 @@ def marginal_curve(
     >>> cost = np.array([[5, 30, 40], [12, 9, 30], [30, 8, 14], [40, 35, 6]])
     >>> m = MCLP.from_cost_matrix(cost, [100, 200, 300, 400], service_radius=15, n_sites=3)
     >>> marginal_curve(m)["added_population"].tolist()
-    [700.0, 300.0, 0.0]
+    [700.0, 300.0]
+    >>> marginal_curve(m, require_k=True)["adds_population"].tolist()
+    [True, True, False]
     """
     tl, gap = _check_solve_args(time_limit_s, mip_gap)
     inst = model._inst
@@ -1863,12 +2067,16 @@ def marginal_curve(
         start_cov = float(inst.weights[inst.covered_by(inst.site_mask(cov.cand[start_picks]))].sum())
         if start_cov > covered:  # never report less than the start we gave
             picks, covered = start_picks, start_cov
-        order, _ = _rank(inst, cov.cand[picks])
+        adds = bool(_adds([covered - prev])[0])
+        if not adds and not require_k:
+            break
+        order = _rank(inst, cov.cand[picks])[0]
         rows.append({"n_sites": k, "covered_population": covered, "covered_pct": _pct(covered, inst.total),
-                     "added_population": covered - prev, "status": sol.status, "mip_gap": sol.gap,
-                     "solve_s": sol.solve_s, "sites": tuple(inst.site_ids[order].tolist())})
+                     "added_population": covered - prev, "adds_population": adds, "status": sol.status,
+                     "mip_gap": sol.gap, "solve_s": sol.solve_s, "sites": tuple(inst.site_ids[order].tolist())})
         prev, prev_picks = covered, picks
-    cols = ["covered_population", "covered_pct", "added_population", "status", "mip_gap", "solve_s", "sites"]
+    cols = ["covered_population", "covered_pct", "added_population", "adds_population", "status", "mip_gap", "solve_s",
+            "sites"]
     if not rows:
         return pd.DataFrame(columns=cols, index=pd.RangeIndex(1, 1, name="n_sites"))
     return pd.DataFrame(rows).set_index("n_sites")[cols]

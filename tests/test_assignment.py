@@ -254,7 +254,7 @@ def _grids_connected(adj: pd.DataFrame, assignment: pd.Series) -> bool:
 def test_real_case_invariants(wuhan_core):
     cells, inst, leads, od, adj, r = wuhan_core
     assert len(leads) >= 5
-    assert r.status in ("optimal", "time_limit") and r.method == "mip"
+    assert r.status in ("optimal", "work_limit") and r.method == "mip" and not r.time_limited
     # index preserved; every cell with a route assigned exactly once, to a lead
     assert r.assignment.index.equals(cells.index)
     assigned = r.assignment.dropna()
@@ -321,3 +321,53 @@ def test_heuristic_on_real_case_meets_the_constraints(wuhan_core):
     assert h.lower_bound <= r.objective + 1e-6  # the LP bound is below the MIP's solution
     assert h.objective >= r.lower_bound - 1e-6
     assert assignment.MAX_MIP_PAIRS > len(od)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# reproducible: the solve ends by a work bound, never by the clock
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_real_case_mip_is_reproducible_at_its_node_bound(wuhan_core):
+    cells, inst, leads, od, adj, r = wuhan_core
+    runs = [assign_lead_hospital(od, cells, leads, adjacency=adj, tolerance=0.2, max_nodes=20) for _ in range(2)]
+    a, b = runs
+    assert a.status == "work_limit" and a.gap > 0 and not a.time_limited  # not optimal at the bound
+    assert a.work["mip_nodes"] == a.work["mip_max_nodes"] == 20
+    assert a.assignment.equals(b.assignment) and a.objective == b.objective and a.lower_bound == b.lower_bound
+    assert _grids_connected(adj, a.assignment) and a.lower_bound <= a.objective
+    # more nodes never give a worse incumbent than the heuristic start; the default bound is the 200-node one
+    assert r.work["mip_max_nodes"] == assignment.MIP_MAX_NODES and r.objective <= a.objective * (1 + 1e-9)
+    with pytest.raises(InvalidValueError, match=r"max_nodes=-1 must be a whole number >= 0"):
+        assign_lead_hospital(od, cells, leads, adjacency=adj, max_nodes=-1)
+
+
+@pytest.fixture(scope="module")
+def wuhan_three_districts():
+    # 16 tertiary hospitals in three districts: more than 8 leads, so the heuristic's neighbourhood search runs
+    case = load_case(datasets.get_path("wuhan_roads"), datasets.get_path("wuhan_institutions"),
+                     datasets.get_path("wuhan_population"), boundaries=datasets.get_path("wuhan_districts"),
+                     mode="drive", cell_size_m=1000)
+    net = compile_network(case.graph)
+    districts = ["江汉区", "硚口区", "江岸区"]
+    cells = case.cells[case.cells["district"].isin(districts)]
+    inst = case.institutions
+    snapped = snap_points(net, inst)
+    leads = inst[(inst["tier"] == "tertiary") & snapped["snapped"] & inst["district"].isin(districts)]
+    od = od_travel_times(net, snap_points(net, cells, max_snap_m=710), snapped.loc[leads.index])
+    return cells, leads, od, cell_adjacency(cells, contiguity="queen")
+
+
+def test_heuristic_is_reproducible_at_its_sub_problem_bound(wuhan_three_districts):
+    cells, leads, od, adj = wuhan_three_districts
+    assert len(leads) == 16
+    runs = [assign_lead_hospital(od, cells, leads, adjacency=adj, tolerance=0.6, method="heuristic", max_submips=20)
+            for _ in range(2)]
+    a, b = runs
+    assert a.work["lns_submips"] == 20  # the budget, not convergence, ended the search
+    assert a.status == "heuristic" and not a.time_limited and a.assignment.equals(b.assignment)
+    assert a.objective == b.objective and _grids_connected(adj, a.assignment)
+    lo = a.loads
+    assert ((lo["population"] >= lo["min_population"] - 1e-6) & (lo["population"] <= lo["max_population"] + 1e-6)).all()
+    fewer = assign_lead_hospital(od, cells, leads, adjacency=adj, tolerance=0.6, method="heuristic", max_submips=2)
+    assert fewer.work["lns_submips"] == 2 and fewer.objective >= a.objective - 1e-6

@@ -81,8 +81,8 @@ def test_grid_run_invariants(grid_run):
 
 def test_grid_outputs(grid_run, tmp_path):
     out = write_grid_outputs(grid_run, tmp_path / "grid", offline=True)
-    assert sorted(p.name for p in out.iterdir()) == ["assignment.csv", "districts.csv", "grids.csv", "grids.gpkg",
-                                                    "map.html", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".planner-manifest.json", "assignment.csv", "districts.csv", "grids.csv",
+                                                    "grids.gpkg", "map.html", "summary.json"]
     assert set(fiona.listlayers(out / "grids.gpkg")) == {"grids", "cells", "nearest_lead_zones", "leads", "members"}
     grids = gpd.read_file(out / "grids.gpkg", layer="grids")
     assert len(grids) == 6 and grids.geom_type.isin(["Polygon", "MultiPolygon"]).all()
@@ -147,3 +147,63 @@ def test_cli_grid(two_districts, tmp_path):
     assert sorted(p.name for p in bad.iterdir()) == ["error.log"]
     with pytest.raises(InvalidValueError, match="tolerance"):
         run_grids(NETWORK, INSTITUTIONS, POPULATION, boundaries=two_districts, tolerance=-1)
+
+
+def test_cli_grid_leads_that_are_also_institutions(two_districts, tmp_path):
+    # an unseen city's own tables: institutions and leads as CSVs, so both id spaces are row numbers 1, 2, ...;
+    # the four leads are also rows of the institutions table (same names and places)
+    from planner.institutions import load_institutions
+
+    area = gpd.read_file(two_districts).union_all()
+    inst = load_institutions(INSTITUTIONS)
+    inst = inst[inst.within(area)].reset_index(drop=True)[["name", "lon", "lat", "tier"]]
+    inst.to_csv(tmp_path / "inst.csv", index=False)
+    lead_rows = inst.index[inst["tier"] == "tertiary"][:4]
+    inst.loc[lead_rows].to_csv(tmp_path / "leads.csv", index=False)
+    out = tmp_path / "grid"
+    res = CliRunner().invoke(app, ["grid", "--network", str(NETWORK), "--institutions", str(tmp_path / "inst.csv"),
+                                   "--leads", str(tmp_path / "leads.csv"), "--population", str(POPULATION),
+                                   "--boundaries", str(two_districts), "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output  # was: internal error: InvalidIndexError (lead and member ids mixed)
+    assert "4 grids" in res.output
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    leads = {lead["facility_id"]: lead for lead in s["leads"]}
+    assert sorted(leads) == ["lead:1", "lead:2", "lead:3", "lead:4"]  # the leads file's rows, in their own id space
+    # each lead is recognised as its row of the institutions table (CSV ids are 1-based row numbers) ...
+    assert sorted((lead["name"], lead["institution_id"]) for lead in leads.values()) == sorted(
+        (inst.at[i, "name"], str(i + 1)) for i in lead_rows)
+    # ... and is not counted again as a member of a grid: every other institution is a member, once
+    lead_names = set(inst.loc[lead_rows, "name"])
+    members = [m for lead in leads.values() for m in lead["member_names"]]
+    assert not lead_names & set(members)
+    assert len(members) + s["members_unattached"] + s["institutions_outside_study_area"] == len(inst) - 4
+    layer = gpd.read_file(out / "grids.gpkg", layer="members")
+    assert set(layer["facility_id"]) == {str(i + 1) for i in inst.index.difference(lead_rows)}
+    assert set(layer["lead_id"].dropna()) <= set(leads) and set(layer["lead_name"].dropna()) <= lead_names
+    # cells name their lead from the leads file, never a member that shares its id
+    table = pd.read_csv(out / "assignment.csv", encoding="utf-8-sig").dropna(subset=["lead_id"])
+    assert (table["lead_name"] == table["lead_id"].map({k: v["name"] for k, v in leads.items()})).all()
+    assert sum(lead["population"] for lead in leads.values()) == pytest.approx(table["population"].sum(), abs=1)
+
+
+def test_cli_grid_is_reproducible(two_districts, tmp_path):
+    # the six tertiary hospitals of the two districts: the MIP is not solved to optimality within 30 nodes, so the
+    # work bound (not the clock) ends it; two runs must write the same assignment.csv, byte for byte
+    args = ["grid", "--network", str(NETWORK), "--institutions", str(INSTITUTIONS), "--population", str(POPULATION),
+            "--boundaries", str(two_districts), "--max-nodes", "30"]
+    outs = []
+    for name in ("a", "b"):
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        outs.append(tmp_path / name)
+    s = json.loads((outs[0] / "summary.json").read_text(encoding="utf-8"))
+    assert s["solver_status"] == "work_limit" and s["gap"] > 0 and not s["time_limited"]
+    assert s["work"]["mip_nodes"] == s["work"]["mip_max_nodes"] == 30
+    assert (outs[0] / "assignment.csv").read_bytes() == (outs[1] / "assignment.csv").read_bytes()
+    assert (outs[0] / "grids.csv").read_bytes() == (outs[1] / "grids.csv").read_bytes()
+    # the result line reports the bound and its gap; progress lines (not --quiet) name the solver steps
+    assert f"6 grids (work_limit, gap {s['gap']:.2%}, 30 of at most 30 nodes" in res.output
+    assert "grid LP relaxation: lower bound" in res.output and "grid assignment MIP: HiGHS" in res.output
+    quiet = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "q"), "-q"])
+    assert quiet.exit_code == 0 and "grid LP relaxation" not in quiet.output
+    assert (tmp_path / "q" / "assignment.csv").read_bytes() == (outs[0] / "assignment.csv").read_bytes()

@@ -78,7 +78,8 @@ def test_ninghua_outputs(ninghua):
     assert covered[-1] == 100 * int(np.sum(reached <= 15))
     out = write_coverage_outputs(run, tmp / "out")
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["cells.gpkg", "institutions.gpkg", "isochrones.gpkg", "map.html", "map.png", "summary.json"]
+    assert names == [".planner-manifest.json", "cells.gpkg", "institutions.gpkg", "isochrones.gpkg", "map.html", "map.png",
+                     "summary.json"]
     saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert saved["coverage_pct"] == s["coverage_pct"] and saved["complete"] is True
     cells = gpd.read_file(out / "cells.gpkg")

@@ -206,8 +206,8 @@ def test_runs_are_deterministic_and_cached(base, tmp_path):
     second = run_scenario(path, out_root=out)
     assert second.summary["coverage_pct"] == first.summary["coverage_pct"] == b.summary["coverage_pct"]
     files = sorted(p.name for p in (out / "gg-base").iterdir())
-    assert files == ["by_district.csv", "by_tier.csv", "gg-base.gpkg", "map.html", "map.png", "scenario.json",
-                     "summary.json", "tables.xlsx", "thresholds.csv"]
+    assert files == [".planner-manifest.json", "by_district.csv", "by_tier.csv", "gg-base.gpkg", "map.html", "map.png",
+                     "scenario.json", "summary.json", "tables.xlsx", "thresholds.csv"]
     import pandas as pd
 
     xl = pd.read_excel(out / "gg-base" / "tables.xlsx", sheet_name=None)

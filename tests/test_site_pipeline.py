@@ -53,11 +53,20 @@ def test_siting_outputs(siting_run, tmp_path):
     assert (out / "marginal_curve.csv").exists()
 
 
-def test_upgrade_existing_primary_institutions():
-    r = run_siting(NETWORK, INSTITUTIONS, POPULATION, candidates="institutions:primary", service_tiers=("secondary", "tertiary"),
-                   n_sites=1, max_minutes=10, mode="drive", cell_size_m=300)
-    assert r.summary["sites"][0]["facility_id"] == "1"  # the only primary institution
+def test_upgrade_existing_primary_institutions(tmp_path):
+    kw = dict(candidates="institutions:primary", service_tiers=("secondary", "tertiary"), n_sites=1, max_minutes=10,
+              mode="drive", cell_size_m=300)
+    r = run_siting(NETWORK, INSTITUTIONS, POPULATION, **kw)
     assert r.summary["counts"]["existing_sites"] == 2
+    # the only primary institution is within 10 minutes' drive of no one the two hospitals do not already reach
+    assert r.summary["sites"] == [] and r.summary["new_sites"] == 0 and r.summary["marginal_curve"] == []
+    assert r.summary["zero_gain_reason"] == "no candidate reaches anyone still uncovered within 10 min"
+    assert r.summary["coverage_pct_after"] == r.summary["coverage_pct_before"]
+    out = write_siting_outputs(r, tmp_path / "none")
+    assert pd.read_csv(out / "sites.csv", encoding="utf-8-sig").empty
+    k = run_siting(NETWORK, INSTITUTIONS, POPULATION, require_k=True, **kw)
+    assert [(row["facility_id"], row["added_population"], row["adds_population"]) for row in k.summary["sites"]] == [
+        ("1", 0.0, False)]
 
 
 def test_target_share_and_bad_inputs(siting_run):
@@ -105,3 +114,77 @@ def test_cli_site(tmp_path):
                                    str(POPULATION), "--target-pct", "99.5", "--minutes", "10", "--out", str(tmp_path / "bad")])
     assert res.exit_code == 2 and "is not achievable" in res.output
     assert sorted(p.name for p in (tmp_path / "bad").iterdir()) == ["error.log"]
+
+
+# Optics Valley by car within 10 minutes, candidates every 400 m: 6 new sites already reach everyone any of the 49
+# candidates reaches, so the 7th and 8th of K = 8 would add nobody.
+ZERO_GAIN = dict(n_sites=8, max_minutes=10, cell_size_m=300, candidate_spacing_m=400, mode="drive")
+
+
+@pytest.fixture(scope="module")
+def zero_gain_runs():
+    return (run_siting(NETWORK, INSTITUTIONS, POPULATION, **ZERO_GAIN),
+            run_siting(NETWORK, INSTITUTIONS, POPULATION, require_k=True, **ZERO_GAIN))
+
+
+def _covered(run, sites) -> float:
+    """Count the population within 10 minutes of the nearest of `sites` with the coverage engine (not the model)."""
+    snap_c = travel_time.snap_points(run.net, run.cells)
+    near = travel_time.nearest_facility_times(run.net, snap_c, travel_time.snap_points(run.net, sites))
+    return float(run.cells.loc[near["travel_time_s"] <= 600, "population"].sum())
+
+
+def test_siting_stops_at_the_last_site_that_adds_population(zero_gain_runs):
+    r, s = zero_gain_runs[0], zero_gain_runs[0].summary
+    assert s["new_sites_requested"] == 8 and s["new_sites"] == s["new_sites_adding_population"] == 6
+    assert s["zero_gain_reason"] == "no candidate reaches anyone still uncovered within 10 min"
+    assert all(row["adds_population"] and row["added_population"] > 0 for row in s["sites"])
+    assert sum(row["added_population"] for row in s["sites"]) == pytest.approx(
+        s["population_covered_after"] - s["population_covered_before"], abs=1.0)
+    # the reason holds: the 6 sites cover everyone that all candidates together reach (independent computation)
+    six = pd.concat([r.existing[["geometry"]], r.sites[["geometry"]]])
+    every = pd.concat([r.existing[["geometry"]], r.candidates[["geometry"]]])
+    assert _covered(r, six) == pytest.approx(s["population_covered_after"], abs=0.5)
+    assert _covered(r, every) == pytest.approx(s["population_covered_after"], abs=0.5)
+    # the marginal curve (an exact solve per k) stops there too, and 5 sites are not enough
+    curve = s["marginal_curve"]
+    assert [row["n_sites"] for row in curve] == [1, 2, 3, 4, 5, 6] and all(row["adds_population"] for row in curve)
+    assert curve[-1]["covered_population"] == pytest.approx(s["population_covered_after"], abs=0.5)
+    assert curve[-2]["covered_population"] < curve[-1]["covered_population"] - 1
+
+
+def test_siting_exact_k_marks_the_sites_adding_nobody(zero_gain_runs, tmp_path):
+    r, k = zero_gain_runs
+    s = k.summary
+    assert s["new_sites"] == 8 and s["new_sites_adding_population"] == 6 and s["require_k"]
+    assert [row["adds_population"] for row in s["sites"]] == [True] * 6 + [False] * 2
+    assert [row["added_population"] for row in s["sites"][6:]] == [0.0, 0.0]
+    assert [row["facility_id"] for row in s["sites"][:6]] == [row["facility_id"] for row in r.summary["sites"]]
+    assert s["population_covered_after"] == r.summary["population_covered_after"]
+    assert _covered(k, pd.concat([k.existing[["geometry"]], k.sites[["geometry"]]])) == pytest.approx(
+        s["population_covered_after"], abs=0.5)
+    curve = s["marginal_curve"]
+    assert [row["adds_population"] for row in curve] == [True] * 6 + [False] * 2
+    assert [row["added_population"] for row in curve[6:]] == [0.0, 0.0]
+    out = write_siting_outputs(k, tmp_path / "k")
+    table = pd.read_csv(out / "sites.csv", encoding="utf-8-sig")
+    assert table["adds_population"].tolist() == [True] * 6 + [False] * 2
+    assert pd.read_csv(out / "marginal_curve.csv", encoding="utf-8-sig")["adds_population"].tolist() == [True] * 6 + [False] * 2
+    saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert saved["zero_gain_reason"] == "no candidate reaches anyone still uncovered within 10 min"
+    assert [row["adds_population"] for row in saved["sites"]] == [True] * 6 + [False] * 2
+
+
+def test_cli_site_says_why_it_stopped(tmp_path):
+    args = ["site", "--network", str(NETWORK), "--institutions", str(INSTITUTIONS), "--population", str(POPULATION),
+            "--new-sites", "8", "--minutes", "10", "--cell-size", "300", "--candidate-spacing", "400", "--mode", "drive",
+            "-q"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    assert ("stopped at 6 of the 8 sites asked for: no candidate reaches anyone still uncovered within 10 min; "
+            "--exact-k gives all 8") in res.output
+    assert ": 6 new sites;" in res.output and "adds nobody" not in res.output
+    res = CliRunner().invoke(app, [*args, "--exact-k", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("(adds nobody)") == 2 and ": 8 new sites;" in res.output
+    assert "2 of the 8 sites add nobody (marked): no candidate reaches anyone still uncovered within 10 min" in res.output

@@ -210,6 +210,88 @@ def test_marginal_curve_matches_exact_solves():
     assert curve["added_population"].iloc[0] > curve["added_population"].iloc[-1]
 
 
+# --- sites that add nobody ----------------------------------------------------------------------------------------
+# Toy K=4: the only 4-site set is A+B+C+D, covering everyone coverable (1210); the fewest sites doing so are A+B+D
+# (c0 needs A, c2 needs B, c5 needs D), ranked B 630, D 460, A 120. A 4th site adds nobody: C's cells c3 and c4 are
+# B's and D's. (Ranked on its own, A+B+C+D would read C 650, B 380, A 120, D 60: every site "adds", yet one is idle.)
+
+
+def test_mclp_stops_at_the_last_site_that_adds_population():
+    r = toy_mclp(4).solve()
+    assert r.sites == ("B", "D", "A") and r.n_sites_requested == 4
+    assert r.added_population.tolist() == [630.0, 460.0, 120.0] and r.adds_population.all()
+    assert r.objective == r.covered_after == 1210.0 and r.mip_gap == 0.0
+    assert r.zero_gain_reason == "no candidate reaches anyone still uncovered within service radius 15"
+    assert r.assignment["c3"] == "B" and r.assignment["c4"] == "D"  # C is not open
+    assert r.ranking["adds_population"].tolist() == [True, True, True]
+    # asked for exactly K: C is kept, ranked last and marked
+    k = toy_mclp(4).solve(require_k=True)
+    assert k.sites == ("B", "D", "A", "C") and k.added_population.tolist() == [630.0, 460.0, 120.0, 0.0]
+    assert k.adds_population.tolist() == [True, True, True, False] and k.covered_after == 1210.0
+    assert k.zero_gain_reason == r.zero_gain_reason
+    # every site adds population: no reason
+    assert toy_mclp(3).solve().zero_gain_reason is None and toy_mclp(3).solve(require_k=True).zero_gain_reason is None
+
+
+def test_fewest_sites_when_the_others_add_nobody():
+    # 4 cells; site X alone covers everything, Y and Z each cover half: K=2 may return {Y, Z} (also all 400 persons),
+    # but the fewest sites covering them is {X}
+    cost = np.array([[1.0, 1, 9], [1, 1, 9], [1, 9, 1], [1, 9, 1]])
+    m = MCLP.from_cost_matrix(cost, [100.0] * 4, service_radius=5, n_sites=2, site_ids=["X", "Y", "Z"])
+    r = m.solve()
+    assert r.sites == ("X",) and r.covered_after == 400.0 and r.zero_gain_reason is not None
+    k = m.solve(require_k=True)
+    assert k.sites[0] == "X" and len(k.sites) == 2 and k.adds_population.tolist() == [True, False]
+    # the greedy heuristic stops too: after X no candidate adds anyone
+    g = greedy_mclp(m)
+    assert g.sites == ("X",) and g.zero_gain_reason == r.zero_gain_reason
+    assert greedy_mclp(m, require_k=True).adds_population.tolist() == [True, False]
+
+
+def test_capacitated_leaves_out_a_site_serving_nobody():
+    # site T is beyond the threshold of both cells: with K=2 it serves nobody
+    m = CapacitatedMCLP.from_cost_matrix(np.array([[1.0, 9], [1, 9]]), [10.0, 10.0], service_radius=5, n_sites=2,
+                                         capacity=np.inf, site_ids=["S", "T"])
+    r = m.solve()
+    assert r.sites == ("S",) and r.objective == pytest.approx(20.0) and set(r.allocation["site_id"]) == {"S"}
+    assert r.zero_gain_reason.startswith("no candidate can serve anyone still unserved within service radius 5")
+    k = m.solve(require_k=True)
+    assert k.sites == ("S", "T") and k.adds_population.tolist() == [True, False]
+
+
+def test_swap_sites_that_add_nobody_after_a_stopped_solve():
+    from planner.siting import _fill_useless
+
+    # X covers c0-c3, Y c0-c1, Z c2-c3, W only c4. As a solve stopped early might leave it: X and Y, where Y adds
+    # nobody after X but W would add c4's 50 persons
+    cost = np.array([[1.0, 1, 9, 9], [1, 1, 9, 9], [1, 9, 1, 9], [1, 9, 1, 9], [9, 9, 9, 1]])
+    inst = MCLP.from_cost_matrix(cost, [100.0] * 4 + [50.0], service_radius=5, n_sites=2,
+                                 site_ids=["X", "Y", "Z", "W"])._inst
+    assert inst.site_ids[_fill_useless(inst, [0, 1])].tolist() == ["X", "W"]
+    assert inst.site_ids[_fill_useless(inst, [0, 1, 3])].tolist() == ["X", "W", "Y"]  # nothing left to swap in
+
+
+def test_marginal_curve_stops_where_sites_add_nobody():
+    curve = marginal_curve(toy_mclp(4))
+    assert curve.index.tolist() == [1, 2, 3]
+    assert curve["covered_population"].tolist() == [650.0, 1090.0, 1210.0] and curve["adds_population"].all()
+    full = marginal_curve(toy_mclp(4), require_k=True)
+    assert full.index.tolist() == [1, 2, 3, 4] and full["adds_population"].tolist() == [True, True, True, False]
+    assert full.loc[4, "added_population"] == 0.0 and full.loc[4, "covered_population"] == 1210.0
+
+
+def test_pmedian_leaves_out_sites_that_bring_nobody_closer():
+    # site 0 is the nearest for both cells; sites 1 and 2 bring nobody closer
+    cost = np.array([[1.0, 5, 3], [2, 6, 9]])
+    m = PMedian.from_cost_matrix(cost, [10.0, 10.0], n_sites=3, site_ids=["P", "Q", "R"])
+    r = m.solve()
+    assert r.sites == ("P",) and r.objective == 30.0 and r.assignment.tolist() == ["P", "P"]
+    assert r.zero_gain_reason == "no candidate brings anyone closer than the sites already open (any route)"
+    k = m.solve(require_k=True)
+    assert len(k.sites) == 3 and k.sites[0] == "P" and k.adds_population.tolist() == [True, False, False]
+    assert k.objective == 30.0
+
+
 def test_mclp_equals_spopt_random():
     cost, w = random_instance(300, 60, seed=11)
     for k in (3, 8):
