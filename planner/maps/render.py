@@ -1,0 +1,375 @@
+"""Per-run maps: a typed run in, an assembled Folium map out, and the page writers.
+
+* :func:`render_coverage_map`, :func:`render_compare_map`,
+  :func:`render_siting_map`, :func:`render_grid_map` - one map per kind of
+  run, built from :mod:`planner.maps.basemaps` and :mod:`planner.maps.layers`;
+* :func:`side_by_side_html` - two saved maps in one page;
+* :func:`save_map` - write a map and warn when it is too large to mail.
+
+The run types are only named for type checking, so importing this module
+never imports :mod:`planner.pipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import folium
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from .. import settings
+from .basemaps import esc, new_map
+from .layers import (
+    DISTRICT_COLOUR,
+    GAP_COLOUR,
+    GRID_PALETTE,
+    UNREACHABLE_COLOUR,
+    LegendEntry,
+    LegendSection,
+    _feature_collection,
+    _for_map,
+    add_cell_classes,
+    add_districts,
+    add_grids,
+    add_institutions,
+    add_isochrones,
+    add_layer_control,
+    add_legend,
+    add_travel_time_cells,
+    outline_legend,
+    tier_legend,
+    travel_time_legend,
+)
+
+if TYPE_CHECKING:
+    from ..pipeline import CoverageRun, GridRun, SitingRun
+
+logger = logging.getLogger(__name__)
+
+EMAIL_SIZE_MB = 5.0  # megabytes; save_map warns above this
+
+
+CHANGE_CLASSES: dict[str, tuple[str, str]] = {  # value of compare cells' ``change`` -> (colour, label)
+    "gained": ("#1a9850", "新覆盖 newly covered"),
+    "lost": ("#d73027", "失去覆盖 newly lost"),
+    "nearest_changed": ("#74add1", "最近机构改变 nearest institution changed"),
+}
+
+
+SITING_CLASSES: dict[str, tuple[str, str]] = {  # value of siting cells' ``change`` -> (colour, label)
+    "newly_covered": ("#1a9850", "新增覆盖 newly covered by the proposed sites"),
+    "covered": ("#a6d96a", "已覆盖 already covered"),
+    "gap": (GAP_COLOUR, "仍未覆盖 still beyond the threshold"),
+    "unreachable": (UNREACHABLE_COLOUR, "不可达 unreachable"),
+}
+
+
+BASELINE_COLOUR = "#54278f"  # nearest-lead zone outlines
+MOVED_COLOUR = "#e7298a"  # cells whose lead differs from the nearest one
+
+
+# --------------------------------------------------------------------------- coverage and scenario maps
+
+
+def render_coverage_map(
+    run: CoverageRun,
+    *,
+    title: str | None = None,
+    isochrone_minutes: float | None = None,
+    basemap: str = "osm",
+    offline: bool = False,
+    tile_url: str | None = None,
+    approval_number: str | None = None,
+) -> folium.Map:
+    """Draw a coverage run on an interactive map.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_coverage`.
+    title
+        Title shown at the top of the legend and in the browser tab.
+    isochrone_minutes
+        Threshold whose isochrones are shown at start (the largest by default).
+    basemap
+        One of :data:`BASEMAPS`; on ``amap`` all overlays are moved to GCJ-02.
+    offline
+        Inline Leaflet so the map opens with no network (see :func:`new_map`).
+    tile_url
+        Tile URL template replacing the provider's (e.g. an intranet mirror).
+    approval_number
+        Map approval number (审图号) printed with Chinese basemaps.
+
+    Returns
+    -------
+    m
+        A Folium map; save it with :func:`save_map` or ``m.save("map.html")``.
+
+    Raises
+    ------
+    InvalidValueError
+        For an unknown basemap or a missing Tianditu key.
+    """
+    s = run.summary
+    minutes = [row["minutes"] for row in s["thresholds"]]
+    tmax = max(minutes)
+    cells = run.cells
+    bounds = cells.total_bounds if len(cells) else run.institutions.total_bounds
+    unit = s.get("population_unit")
+    m = new_map(bounds, basemap=basemap, offline=offline, title=title or f"{tmax:g}分钟医疗服务圈 {tmax:g}-minute coverage",
+                population_unit=unit, tile_url=tile_url, approval_number=approval_number)
+    add_travel_time_cells(m, cells, minutes=minutes, max_snap_m=s["max_snap_m"],
+                          name=f"出行时间 Travel time ({s['mode']})")
+    has_districts = run.districts is not None and len(run.districts) > 0
+    if has_districts:
+        add_districts(m, run.districts, max_minutes=tmax)
+    iso_layers = add_isochrones(m, run.isochrones, minutes=minutes, shown=isochrone_minutes or tmax)
+    add_institutions(m, run.institutions)
+    add_layer_control(m)
+    summary = LegendSection(
+        f"{tmax:g}分钟医疗服务圈 {tmax:g}-minute coverage: {s['coverage_pct']:.1f}%",
+        lines=(f"{s['population_covered']:,.0f} / {s['population_total']:,.0f} {unit or ''}",
+               f"方式 mode: {s['mode']}"),
+    )
+    add_legend(m, [summary, travel_time_legend(minutes), outline_legend(districts=has_districts, isochrones=bool(iso_layers)),
+                   tier_legend()], title=title)
+    return m
+
+
+def render_compare_map(
+    a: CoverageRun,
+    b: CoverageRun,
+    cells: gpd.GeoDataFrame,
+    comparison: dict[str, Any],
+    *,
+    title: str | None = None,
+    basemap: str = "osm",
+    offline: bool = False,
+) -> folium.Map:
+    """Draw the difference between two scenario runs.
+
+    Parameters
+    ----------
+    a, b
+        Baseline and what-if runs.
+    cells
+        Cells with ``change`` from :func:`planner.scenarios.compare_runs`.
+    comparison
+        Figures from :func:`planner.scenarios.compare_runs`.
+    title
+        Title of the legend and the page.
+    basemap, offline
+        As in :func:`new_map`.
+
+    Returns
+    -------
+    m
+        Map with the changed cells (newly covered, newly lost, nearest
+        institution changed), both runs' travel-time bands (off at start),
+        added and removed institutions, and the what-if's institutions.
+    """
+    s = b.summary
+    minutes = [row["minutes"] for row in s["thresholds"]]
+    tmax = comparison["max_minutes"]
+    unit = s.get("population_unit")
+    m = new_map(cells.total_bounds, basemap=basemap, offline=offline, title=title or "情景比较 scenario comparison",
+                population_unit=unit)
+    add_travel_time_cells(m, a.cells, minutes=minutes, max_snap_m=a.summary["max_snap_m"],
+                          name=f"A 出行时间 travel time: {comparison.get('a') or 'A'}", show=False)
+    add_travel_time_cells(m, b.cells, minutes=minutes, max_snap_m=s["max_snap_m"],
+                          name=f"B 出行时间 travel time: {comparison.get('b') or 'B'}", show=False)
+    add_cell_classes(m, cells, column="change", classes=CHANGE_CLASSES, name="变化 Change A → B")
+    if b.districts is not None and len(b.districts):
+        add_districts(m, b.districts, max_minutes=tmax)
+    added = [r["facility_id"] for r in comparison["institutions_added"]]
+    removed = [r["facility_id"] for r in comparison["institutions_removed"]]
+    kept = b.institutions.drop(index=added)
+    add_institutions(m, kept[kept["snap_status"] == "snapped"], name_prefix="B ")
+    if added:
+        add_institutions(m, b.institutions.loc[added], name_prefix="新增 added: ")
+    if removed:
+        gone = a.institutions.loc[removed].assign(snap_status="removed")
+        add_institutions(m, gone, name_prefix="撤销 removed: ")
+    add_layer_control(m)
+    head = LegendSection(
+        f"{tmax:g}分钟覆盖率 coverage: {comparison['coverage_pct_a']:.1f}% → {comparison['coverage_pct_b']:.1f}% "
+        f"({comparison['change_pp']:+.2f} pp)",
+        lines=(f"新覆盖 newly covered: {comparison['population_newly_covered']:,.0f} {unit or ''}",
+               f"失去覆盖 newly lost: {comparison['population_newly_lost']:,.0f}",
+               f"新增/撤销机构 added/removed institutions: {len(added)}/{len(removed)}"),
+    )
+    change = LegendSection("变化 Change", entries=tuple(LegendEntry(label, colour) for colour, label in CHANGE_CLASSES.values()))
+    add_legend(m, [head, change, tier_legend()], title=title)
+    return m
+
+
+def side_by_side_html(left: str, right: str, *, title: str, left_label: str, right_label: str) -> str:
+    """Return a page showing two saved maps side by side (each in a frame), for what-if comparisons.
+
+    Parameters
+    ----------
+    left, right
+        File names of the two map pages, relative to the page.
+    title, left_label, right_label
+        Page title and the captions (escaped).
+
+    Returns
+    -------
+    html
+        The page; it loads nothing but the two files.
+    """
+    cap = ("position:absolute;top:4px;left:50%;transform:translateX(-50%);z-index:10;background:#fff;"
+           "padding:2px 8px;font:13px sans-serif")
+    frame = "border:0;width:100%;height:100%"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title></head>"
+            "<body style='margin:0;display:flex;height:100vh'>"
+            f"<div style='flex:1;position:relative'><div style='{cap}'>{esc(left_label)}</div>"
+            f"<iframe src='{esc(left)}' style='{frame}'></iframe></div>"
+            f"<div style='flex:1;position:relative;border-left:2px solid #333'><div style='{cap}'>{esc(right_label)}</div>"
+            f"<iframe src='{esc(right)}' style='{frame}'></iframe></div></body></html>")
+
+
+# --------------------------------------------------------------------------- siting and grid maps
+
+
+def render_siting_map(run: SitingRun, *, title: str | None = None, basemap: str = "osm", offline: bool = False) -> folium.Map:
+    """Draw a branch-siting run: proposed sites, their isochrones and the newly covered cells.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_siting`.
+    title
+        Title of the legend and the page.
+    basemap, offline
+        As in :func:`new_map`.
+
+    Returns
+    -------
+    m
+        The map.
+    """
+    s = run.summary
+    unit = s.get("population_unit")
+    tmax = s["max_minutes"]
+    m = new_map(run.cells.total_bounds, basemap=basemap, offline=offline, title=title or "分支机构选址 branch siting",
+                population_unit=unit)
+    add_cell_classes(m, run.cells, column="change", classes=SITING_CLASSES, name=f"{tmax:g}分钟覆盖 coverage")
+    if run.case.districts is not None:
+        add_districts(m, run.case.districts, max_minutes=tmax)
+    if len(run.isochrones):
+        add_isochrones(m, run.isochrones, minutes=[tmax], shown=tmax)
+    add_institutions(m, run.existing, name_prefix="现有 existing: ")
+    if len(run.sites):
+        proposed = run.sites.copy()
+        proposed["name"] = [f"#{int(r['rank'])} {r['name']} (+{r['added_population']:,.0f} 人 persons)"
+                            for _, r in proposed.iterrows()]
+        add_institutions(m, proposed, name_prefix="拟建 proposed: ")
+    add_layer_control(m)
+    head = LegendSection(
+        f"{tmax:g}分钟覆盖率 coverage: {s['coverage_pct_before']:.1f}% → {s['coverage_pct_after']:.1f}%",
+        lines=(f"新增 {s['new_sites']} 处分支机构 new sites ({s['model']}, {s['solver_status']})",
+               f"新增覆盖 newly covered: {s['population_covered_after'] - s['population_covered_before']:,.0f} {unit or ''}"),
+    )
+    change = LegendSection("覆盖变化 coverage",
+                           entries=tuple(LegendEntry(label, colour) for colour, label in SITING_CLASSES.values()))
+    add_legend(m, [head, change, outline_legend(isochrones=bool(len(run.isochrones))), tier_legend()], title=title)
+    return m
+
+
+def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "osm", offline: bool = False) -> folium.Map:
+    """Draw a consortium-grid run: grids, leads, members, nearest-lead zones and moved cells.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_grids`.
+    title
+        Title of the legend and the page.
+    basemap, offline
+        As in :func:`new_map`.
+
+    Returns
+    -------
+    m
+        The map.
+    """
+    s = run.summary
+    unit = s.get("population_unit")
+    m = new_map(run.cells.total_bounds, basemap=basemap, offline=offline, title=title or "医联体网格 consortium grids",
+                population_unit=unit)
+    add_grids(m, run.grids)
+    base = run.baseline_grids
+    if len(base):
+        gdf = gpd.GeoDataFrame(geometry=shapely.simplify(base.geometry.to_numpy(), 5e-5), crs=base.crs)
+        props = [{"label": esc(f"就近划分 nearest lead: {n} — {p:,.0f} 人 persons")}
+                 for n, p in zip(base["name"], base["population"], strict=True)]
+        folium.GeoJson(
+            _feature_collection(_for_map(m, gdf), props, ids=[f"nearest-{i}" for i in range(len(base))]),
+            name=esc("就近划分 Nearest-lead zones"), show=False,
+            style_function=lambda _f: {"fill": False, "color": BASELINE_COLOUR, "weight": 2, "dashArray": "4 4",
+                                       "className": "planner-nearest-zones"},
+            tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False),
+        ).add_to(m)
+    moved = run.cells.assign(_moved=np.where(run.cells["moved"], "moved", ""))
+    add_cell_classes(m, moved, column="_moved", classes={"moved": (MOVED_COLOUR, "调整归属 moved from the nearest lead")},
+                     name="调整归属 Moved cells", show=False)
+    if run.case.districts is not None:
+        add_districts(m, run.case.districts)
+    leads = run.leads.copy()
+    leads["tier"] = leads["tier"].where(leads["tier"].isin(settings.TIERS), "tertiary")
+    add_institutions(m, leads, name_prefix="牵头 lead: ")
+    if len(run.members):
+        add_institutions(m, run.members, name_prefix="成员 member: ")
+    add_layer_control(m)
+    cmp = s["comparison"]
+    lo, hi = s["load_ratio_range"]
+    blo, bhi = s["baseline_load_ratio_range"]
+    head = LegendSection(
+        f"{s['n_grids']} 个网格 grids ({s['solver_status']}, ±{s['tolerance']:.0%})",
+        lines=(f"负荷比 load ratio {lo:.2f}–{hi:.2f} (就近 nearest {blo:.2f}–{bhi:.2f})",
+               f"平均出行 mean time {cmp.get('mean_travel_time_s', float('nan')) / 60:.1f} 分钟 min "
+               f"(就近 nearest {cmp.get('baseline_mean_travel_time_s', float('nan')) / 60:.1f})",
+               f"调整归属 moved: {cmp.get('population_moved', 0):,.0f} {unit or ''}"),
+    )
+    lines = LegendSection("图层 Layers", entries=(
+        LegendEntry("网格（相邻不同色）grid, neighbours differ", GRID_PALETTE[0]),
+        LegendEntry("就近划分 nearest-lead zone", BASELINE_COLOUR, "dashed"),
+        LegendEntry("调整归属 moved cell", MOVED_COLOUR),
+        LegendEntry("区县 district", DISTRICT_COLOUR, "dashed"),
+    ))
+    add_legend(m, [head, lines, tier_legend()], title=title)
+    return m
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_map(m: folium.Map, path: str | os.PathLike[str]) -> int:
+    """Write a map to an HTML file and log its size.
+
+    Parameters
+    ----------
+    m
+        A map.
+    path
+        Output ``.html`` file.
+
+    Returns
+    -------
+    size
+        File size in bytes.
+    """
+    html = m.get_root().render()  # render first: a failing render must not leave a half-written, open file
+    Path(path).write_text(html, encoding="utf-8")
+    size = Path(path).stat().st_size
+    logger.info("wrote %s (%.2f MB)", path, size / 1e6)
+    if size > EMAIL_SIZE_MB * 1e6:
+        logger.warning("%s is %.1f MB, more than most mail servers accept (%g MB); "
+                       "fix: fewer thresholds, --no-isochrones or a larger --cell-size", path, size / 1e6, EMAIL_SIZE_MB)
+    return size

@@ -1,0 +1,40 @@
+"""The pipelines: read a case, compute, return a frozen run. They never write files.
+
+* :mod:`~planner.pipeline.case` - :func:`load_case` reads and checks the
+  inputs into a :class:`CaseInputs` (and :func:`load_boundaries`,
+  :func:`check_datum`);
+* :mod:`~planner.pipeline.coverage` - :func:`run_coverage` (and
+  :func:`analyse_case` for a loaded, possibly edited case) returns a
+  :class:`CoverageRun`;
+* :mod:`~planner.pipeline.site` - :func:`run_siting` returns a :class:`SitingRun`;
+* :mod:`~planner.pipeline.grid` - :func:`run_grids` returns a :class:`GridRun`.
+
+Writing a run is :mod:`planner.exports`' job (``write_coverage_outputs``,
+``write_siting_outputs``, ``write_grid_outputs``).
+
+>>> from planner import pipeline
+>>> pipeline.CoverageRun.__dataclass_params__.frozen
+True
+"""
+
+from __future__ import annotations
+
+from .case import CaseInputs, check_datum, load_boundaries, load_case
+from .coverage import CoverageRun, analyse_case, run_coverage
+from .grid import GridRun, load_fixed_assignments, run_grids
+from .site import SitingRun, run_siting
+
+__all__ = [
+    "CaseInputs",
+    "CoverageRun",
+    "GridRun",
+    "SitingRun",
+    "analyse_case",
+    "check_datum",
+    "load_boundaries",
+    "load_case",
+    "load_fixed_assignments",
+    "run_coverage",
+    "run_grids",
+    "run_siting",
+]

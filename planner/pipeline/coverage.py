@@ -1,0 +1,274 @@
+"""The coverage pipeline: who reaches an institution within each threshold.
+
+:func:`run_coverage` is what ``planner coverage`` and the notebooks call. It
+returns a frozen :class:`CoverageRun` holding every intermediate result;
+:func:`planner.exports.write_coverage_outputs` writes it. :func:`analyse_case`
+computes coverage for a loaded (and possibly edited) case, as scenarios do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+
+from .. import settings
+from .._errors import UnreachableFacilityError
+from .._validate import check_minutes
+from .._version import __version__
+from ..coverage import coverage_by_cell, coverage_summary
+from ..isochrones import compute_isochrones
+from ..network import network_stats
+from ..travel_time import CompiledNetwork, compile_network, snap_points
+from .case import _INPUT_KEYS, CaseInputs, _empty_isochrones, load_case
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CoverageRun:
+    """Everything one coverage run produced.
+
+    Attributes
+    ----------
+    graph, net
+        The road network and its compiled form.
+    institutions
+        Institutions with ``snap_m`` and ``snap_status`` added.
+    cells
+        Per-cell coverage (see :func:`planner.coverage.coverage_by_cell`).
+    isochrones
+        Isochrone polygons (empty if not computed).
+    districts
+        District polygons with coverage columns, or None.
+    summary
+        The report figures (see :func:`planner.coverage.coverage_summary`).
+    """
+
+    graph: nx.MultiDiGraph
+    net: CompiledNetwork
+    institutions: gpd.GeoDataFrame
+    cells: gpd.GeoDataFrame
+    isochrones: gpd.GeoDataFrame
+    districts: gpd.GeoDataFrame | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def analyse_case(
+    case: CaseInputs,
+    *,
+    graph: nx.MultiDiGraph | None = None,
+    institutions: gpd.GeoDataFrame | None = None,
+    minutes: tuple[float, ...] | None = None,
+    speed_kph: float | None = None,
+    access_speed_kph: float | None = None,
+    population_label: str = "population",
+    with_isochrones: bool = True,
+    progress: bool = False,
+) -> CoverageRun:
+    """Compute coverage for a loaded case, optionally with an edited network or institutions.
+
+    Parameters
+    ----------
+    case
+        Result of :func:`planner.pipeline.load_case`.
+    graph
+        A what-if network (e.g. with roads closed or other speeds); the
+        case's own network by default.
+    institutions
+        What-if institutions (added, removed, re-tiered); the case's own by
+        default. New rows need ``name``, ``tier``, ``tier_source``,
+        ``capacity``, ``lon``, ``lat`` and a point geometry.
+    minutes
+        Thresholds in minutes; (5, 10, 15) by default.
+    speed_kph
+        The speed override the network was built with, for the summary.
+    access_speed_kph
+        Speed of residents' straight-line access legs in km/h; walking speed
+        by default (for ``walk`` with `speed_kph`, that speed).
+    population_label, with_isochrones, progress
+        As in :func:`run_coverage`.
+
+    Returns
+    -------
+    run
+        The results; ``run.summary`` holds the report figures.
+    """
+    t0 = time.perf_counter()
+    mins = check_minutes(settings.THRESHOLDS_MINUTES if minutes is None else minutes)
+    G = case.graph if graph is None else graph
+    inst = (case.institutions if institutions is None else institutions).copy()
+    mode = str(G.graph.get("mode", case.options.get("mode", "walk")))
+    speed_kph = case.options.get("speed_kph") if speed_kph is None else speed_kph
+    if access_speed_kph is None and mode == "walk" and speed_kph is not None:
+        access_speed_kph = speed_kph
+    access_kph = access_speed_kph or settings.ACCESS_SPEED_KPH or settings.WALK_SPEED_KPH
+    net = compile_network(G)
+
+    snap_f = _snap_institutions(case, net, inst, access_kph=access_kph)
+    cov = coverage_by_cell(net, case.cells, inst, max_snap_m=case.max_snap_m, institutions_snapped=snap_f,
+                           access_speed_kph=access_kph)
+    summary = coverage_summary(cov, inst, snap_f, minutes=mins, district_totals=case.district_totals)
+    iso = compute_isochrones(net, inst, snap_f, minutes=mins, progress=progress) if with_isochrones else \
+        _empty_isochrones()
+    dist_gdf = _district_layer(case, summary)
+    summary = _coverage_report(case, G, net, inst, summary, mode=mode, speed_kph=speed_kph, access_kph=access_kph,
+                               population_label=population_label, t0=t0)
+    return CoverageRun(graph=G, net=net, institutions=inst, cells=cov, isochrones=iso, districts=dist_gdf, summary=summary)
+
+
+def _snap_institutions(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, *,
+                       access_kph: float) -> pd.DataFrame:
+    """Snap the institutions to the network; add ``snap_m`` and ``snap_status`` to `inst` (in place)."""
+    max_snap = case.max_snap_m
+    snap_f = snap_points(net, inst, max_snap_m=max_snap, access_speed_kph=access_kph)
+    inst["snap_m"] = snap_f["snap_m"].round(1)
+    shapely.prepare(case.area)
+    inside = shapely.contains_xy(case.area, inst["lon"].to_numpy(), inst["lat"].to_numpy())
+    inst["snap_status"] = np.where(snap_f["snapped"], "snapped", np.where(inside, "unsnapped", "outside_study_area"))
+    if not snap_f["snapped"].any():
+        msg = (f"{case.options.get('institutions')}: none of the {len(inst)} institutions lies within {max_snap:.0f} m of the "
+               f"road network (nearest is {snap_f['snap_m'].min():.0f} m away); fix: check the coordinates' datum "
+               "(--coords gcj02 or bd09) and that the network covers the same place")
+        raise UnreachableFacilityError(msg)
+    far = snap_f["snapped"] & (snap_f["snap_m"] > settings.SNAP_WARN_M)
+    if far.any():
+        logger.warning("%d institutions were snapped from more than %.0f m away; check their coordinates",
+                       int(far.sum()), settings.SNAP_WARN_M)
+    return snap_f
+
+
+def _district_layer(case: CaseInputs, summary: dict[str, Any]) -> gpd.GeoDataFrame | None:
+    """The case's district polygons joined with their coverage figures, or None without boundaries."""
+    if case.districts is None:
+        return None
+    by = pd.DataFrame(summary["by_district"]).set_index("district") if summary["by_district"] else pd.DataFrame()
+    dist_gdf = case.districts.join(by, on="name") if len(by) else case.districts
+    return dist_gdf[dist_gdf["name"].isin(by.index)] if len(by) else dist_gdf
+
+
+def _coverage_report(case: CaseInputs, G: nx.MultiDiGraph, net: CompiledNetwork, inst: gpd.GeoDataFrame,
+                     summary: dict[str, Any], *,
+                     mode: str, speed_kph: float | None, access_kph: float, population_label: str,
+                     t0: float) -> dict[str, Any]:
+    """The summary of a coverage run: `summary` with the run's options, study area, network and inputs."""
+    n_out = int((inst["snap_status"] == "outside_study_area").sum())
+    summary["institutions"]["outside_study_area"] = n_out
+    summary["institutions"]["unsnapped_inside_study_area"] = summary["institutions"]["unsnapped"] - n_out
+    for row in summary["institutions"]["unsnapped_list"]:
+        row["status"] = inst.at[row["facility_id"], "snap_status"]
+    max_snap = case.max_snap_m
+    area_km2 = float(gpd.GeoSeries([case.area], crs="EPSG:4326").to_crs(net.crs).area.iloc[0] / 1e6)
+    return {
+        "planner_version": __version__,
+        "complete": True,
+        "population_unit": population_label,
+        **summary,
+        "mode": mode,
+        "speeds_kph": _speeds_used(mode, speed_kph),
+        "access_speed_kph": access_kph,
+        "max_snap_m": max_snap,
+        "study_area": {
+            "definition": f"convex hull of the road network buffered by {max_snap:.0f} m"
+            + (", within the boundaries" if case.districts is not None else ""),
+            "area_km2": round(area_km2, 2),
+            "population_input_total": round(case.population_input_total, 1),
+            "population_outside_study_area": round(max(case.population_input_total - summary["population_total"], 0.0), 1),
+        },
+        "network": network_stats(G),
+        "inputs": {k: case.options.get(k) for k in _INPUT_KEYS},
+        "runtime_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+def run_coverage(
+    network: str | os.PathLike[str],
+    institutions: str | os.PathLike[str],
+    population: str | os.PathLike[str],
+    *,
+    boundaries: str | os.PathLike[str] | None = None,
+    mode: str = "walk",
+    speed_kph: float | None = None,
+    minutes: tuple[float, ...] | None = None,
+    coords: str = "wgs84",
+    population_coords: str = "wgs84",
+    max_snap_m: float | None = None,
+    cell_size_m: float | None = None,
+    population_label: str = "population",
+    with_isochrones: bool = True,
+    progress: bool = False,
+) -> CoverageRun:
+    """Run the 15-minute coverage analysis on files.
+
+    Parameters
+    ----------
+    network
+        OSM extract or road-centreline layer.
+    institutions
+        Institutions table, layer or OSM extract.
+    population
+        Population raster, table or layer.
+    boundaries
+        District polygons for per-district figures (optional).
+    mode
+        ``walk``, ``ebike`` or ``drive``.
+    speed_kph
+        One speed for every road, in km/h (overrides per-class speeds; for
+        ``walk`` it is also the speed of the access legs).
+    minutes
+        Thresholds in minutes; (5, 10, 15) by default.
+    coords
+        Datum of the institutions' coordinates (tables and layers; OSM files
+        are WGS-84): ``wgs84``, ``gcj02`` (Amap) or ``bd09`` (Baidu).
+    population_coords
+        Datum of the population's coordinates (tables and layers; rasters
+        are read in their own CRS).
+    max_snap_m
+        Largest distance in metres from a point to a road.
+    cell_size_m
+        Demand cell size in metres (see :func:`planner.demand.load_population`).
+    population_label
+        What the population counts, shown with totals (e.g. "persons aged
+        20+ (WorldPop)").
+    with_isochrones
+        Compute isochrone polygons.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    run
+        The results; ``run.summary`` holds the report figures.
+
+    Raises
+    ------
+    PlannerError
+        For any unusable input, with the file and the fix.
+    """
+    t0 = time.perf_counter()
+    mins = check_minutes(settings.THRESHOLDS_MINUTES if minutes is None else minutes)
+    case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
+                     coords=coords, population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+    run = analyse_case(case, minutes=mins, population_label=population_label, with_isochrones=with_isochrones,
+                       progress=progress)
+    run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
+    return run
+
+
+def _speeds_used(mode: str, speed_kph: float | None) -> dict[str, float]:
+    if speed_kph is not None:
+        return {"all_roads": float(speed_kph)}
+    if mode == "walk":
+        return {"all_roads": settings.WALK_SPEED_KPH}
+    if mode == "ebike":
+        return {"all_roads": settings.EBIKE_SPEED_KPH}
+    return {**settings.DRIVE_SPEEDS_KPH, "untagged": settings.DRIVE_DEFAULT_SPEED_KPH}
+
