@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InvalidValueError, MissingColumnError
+from ._validate import check_od
 
 logger = logging.getLogger(__name__)
 
@@ -191,10 +192,7 @@ def e2sfca(
             arg = "population_column" if what == "demand" else "capacity_column"
             msg = f"{what} has no '{col}' column; fix: add it or name the column ({arg}=...)"
             raise MissingColumnError(msg)
-    miss = [c for c in ("origin_id", "destination_id", "travel_time_s") if c not in od.columns]
-    if miss:
-        msg = f"the OD table lacks {', '.join(miss)}; fix: pass planner.travel_time.od_travel_times output (long form)"
-        raise MissingColumnError(msg)
+    check_od(od)
     cap = pd.to_numeric(supply[capacity_column], errors="coerce").to_numpy(dtype=float)
     bad = ~np.isfinite(cap) | (cap < 0)
     if bad.any():

@@ -12,16 +12,9 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from planner import assignment, datasets
-from planner._errors import InfeasibleModelError, InvalidValueError, UnreachableFacilityError
-from planner.assignment import (
-    assign_lead_hospital,
-    cell_adjacency,
-    dissolve_grids,
-    district_summary,
-    grids_summary,
-    nearest_lead_baseline,
-)
+from planner import InfeasibleModelError, InvalidValueError, UnreachableFacilityError, assignment, datasets
+from planner.assignment import assign_lead_hospital, nearest_lead_baseline
+from planner.grids import cell_adjacency, dissolve_grids, district_summary, grids_summary
 from planner.pipeline import load_case
 from planner.travel_time import compile_network, od_travel_times, snap_points
 

@@ -10,8 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner import coverage, datasets, demand, travel_time
-from planner._errors import InfeasibleModelError, InvalidValueError, MissingColumnError
+from planner import InfeasibleModelError, InvalidValueError, MissingColumnError, coverage, datasets, demand, travel_time
 from planner.siting import LSCP, MCLP, CapacitatedMCLP, PMedian, SitingResult, greedy_mclp, marginal_curve
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -260,7 +259,7 @@ def test_capacitated_leaves_out_a_site_serving_nobody():
 
 
 def test_swap_sites_that_add_nobody_after_a_stopped_solve():
-    from planner.siting import _fill_useless
+    from planner._siting_core import _fill_useless
 
     # X covers c0-c3, Y c0-c1, Z c2-c3, W only c4. As a solve stopped early might leave it: X and Y, where Y adds
     # nobody after X but W would add c4's 50 persons
