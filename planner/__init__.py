@@ -5,36 +5,72 @@ Data flows one way: :mod:`~planner.io` → :mod:`~planner.network` →
 :mod:`~planner.isochrones`, :mod:`~planner.siting`) → :mod:`~planner.pipeline`
 → :mod:`~planner.scenarios` → :mod:`~planner.maps`, :mod:`~planner.exports`
 and the CLI.
+
+The submodules load on first use (PEP 562), so ``import planner`` and
+``planner --help`` stay fast and import no heavy dependency (osmnx,
+matplotlib, dask, folium); ``planner.pipeline`` and
+``from planner import network`` work as usual. Every public exception is
+importable from here (``from planner import InvalidValueError``).
+
+>>> import planner
+>>> planner.settings.MODES
+('walk', 'ebike', 'drive')
+>>> issubclass(planner.InvalidValueError, (ValueError, planner.PlannerError))
+True
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from . import (  # noqa: E402
-    accessibility,
-    assignment,
-    candidates,
-    coverage,
-    datasets,
-    datum,
-    demand,
-    exports,
-    institutions,
-    io,
-    isochrones,
-    maps,
-    network,
-    pipeline,
-    scenarios,
-    settings,
-    siting,
-    travel_time,
+from ._errors import (
+    EmptyNetworkError,
+    InfeasibleModelError,
+    InputFileError,
+    InvalidValueError,
+    MissingColumnError,
+    MissingDependencyError,
+    NoCrsError,
+    OutputFolderError,
+    PlannerError,
+    UnreachableFacilityError,
 )
-from ._errors import PlannerError  # noqa: E402
+from ._version import __version__
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily through __getattr__
+    from . import (
+        accessibility,
+        assignment,
+        candidates,
+        coverage,
+        datasets,
+        datum,
+        demand,
+        exports,
+        institutions,
+        io,
+        isochrones,
+        maps,
+        network,
+        pipeline,
+        scenarios,
+        settings,
+        siting,
+        travel_time,
+    )
 
 __all__ = [
+    "EmptyNetworkError",
+    "InfeasibleModelError",
+    "InputFileError",
+    "InvalidValueError",
+    "MissingColumnError",
+    "MissingDependencyError",
+    "NoCrsError",
+    "OutputFolderError",
     "PlannerError",
+    "UnreachableFacilityError",
     "__version__",
     "accessibility",
     "assignment",
@@ -55,3 +91,18 @@ __all__ = [
     "siting",
     "travel_time",
 ]
+
+_SUBMODULES = frozenset(__all__[__all__.index("accessibility"):])  # the modules, loaded on first use
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public submodule on first access (PEP 562)."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)  # the import also binds it in this namespace
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
+def __dir__() -> list[str]:
+    """List the public names, including submodules not loaded yet."""
+    return sorted(set(globals()) | set(__all__))

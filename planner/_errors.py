@@ -38,7 +38,16 @@ class UnreachableFacilityError(ValueError, PlannerError):
 
 
 class InfeasibleModelError(RuntimeError, PlannerError):
-    """An optimisation model is infeasible or the solver failed."""
+    """An optimisation model is infeasible, or the solver found no feasible solution.
+
+    The one such error of the siting and grid models. ``cause`` tells them apart: ``"infeasible"`` (proven
+    by the solver or by a check before it), ``"time_limit"`` or ``"work_limit"`` (stopped before any feasible
+    solution was found), ``"error"`` (the solver failed).
+    """
+
+    def __init__(self, *args: object, cause: str = "infeasible") -> None:
+        super().__init__(*args)
+        self.cause = cause
 
 
 class MissingDependencyError(ImportError, PlannerError):

@@ -1,7 +1,8 @@
-"""Checks shared by the loaders: modes, thresholds, columns, coordinates, CRS."""
+"""Checks shared by the loaders: modes, thresholds, ranges (:data:`planner.settings.LIMITS`), columns, coordinates, CRS."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -59,10 +60,59 @@ def check_minutes(minutes: Iterable[float]) -> tuple[float, ...]:
         If a threshold is not a positive number up to 240 minutes.
     """
     out = sorted({float(m) for m in minutes})
-    if not out or any(not (0 < m <= 240) for m in out):
-        msg = f"thresholds {list(minutes)} must be numbers of minutes between 0 and 240; fix: e.g. --minutes 5 --minutes 10 --minutes 15"
+    lim = settings.LIMITS["minutes"]
+    if not out or any(not lim.contains(m) for m in out):
+        msg = (f"thresholds {list(minutes)} must be numbers of minutes between {lim.min:g} and {lim.max:g}; "
+               "fix: e.g. --minutes 5 --minutes 10 --minutes 15")
         raise InvalidValueError(msg)
     return tuple(out)
+
+
+def check_limit(name: str, value: float, *, label: str | None = None) -> float:
+    """Return `value` as a float if it lies in the range ``settings.LIMITS[name]``, else raise.
+
+    Parameters
+    ----------
+    name
+        Key of :data:`planner.settings.LIMITS`, e.g. ``"speed_kph"``.
+    value
+        The number, in the limit's unit.
+    label
+        How the caller names the setting in the message (e.g. ``"--speed-kph"``); `name` by default.
+
+    Returns
+    -------
+    value
+        The same number, as a float.
+
+    Raises
+    ------
+    InvalidValueError
+        If `value` is not a number or lies outside the range; the message
+        gives the range and its unit.
+
+    Examples
+    --------
+    >>> check_limit("speed_kph", 3.2)
+    3.2
+    >>> check_limit("max_snap_m", 9000, label="--max-snap-m")
+    Traceback (most recent call last):
+    ...
+    planner._errors.InvalidValueError: --max-snap-m 9000 m (largest distance from a point to a road) is outside 1-5,000 m; \
+fix: give a value between 1 and 5,000 m
+    """
+    lim = settings.LIMITS[name]
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if number and lim.contains(value):
+        return float(value)
+    unit = f" {lim.unit}" if lim.unit else ""
+    shown = f"{value:g}{unit}" if number else repr(value)
+    if math.isinf(lim.max) or lim.min_exclusive:
+        msg = f"{label or name} {shown} ({lim.what}) must be {lim.text()}; fix: give a number {lim.text()}"
+    else:
+        msg = (f"{label or name} {shown} ({lim.what}) is outside {lim.text()}; "
+               f"fix: give a value between {lim.min:,g} and {lim.max:,g}{unit}")
+    raise InvalidValueError(msg)
 
 
 def find_column(df: pd.DataFrame, aliases: Sequence[str], *, what: str, file: object,
@@ -173,7 +223,8 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray, *, file: object, lon_col: str
             fix = f"the values look swapped; put longitude (e.g. 114.3) in '{lon_col}' and latitude (e.g. 30.6) in '{lat_col}'"
         else:
             fix = "give WGS-84/GCJ-02/BD-09 decimal degrees, not projected metres"
-        msg = f"{file}: row {i + 1}: lon={lon[i]}, lat={lat[i]} is not a valid position ({int(bad.sum())} bad rows in all); fix: {fix}"
+        msg = (f"{file}: row {i + 1}: lon={lon[i]}, lat={lat[i]} is not a valid position "
+               f"({int(bad.sum())} bad rows in all); fix: {fix}")
         raise InvalidValueError(msg)
 
 
@@ -195,6 +246,92 @@ def check_same_crs(a: object, b: object, *, what_a: str, what_b: str) -> None:
     if a is None or b is None:
         msg = f"{what_a if a is None else what_b} has no CRS; fix: set one (EPSG:4326 for lon/lat)"
         raise NoCrsError(msg)
-    if not CRS.from_user_input(a).equals(CRS.from_user_input(b)):
-        msg = f"CRS mismatch: {what_a} is {CRS.from_user_input(a).to_string()} but {what_b} is {CRS.from_user_input(b).to_string()}; fix: reproject one with to_crs()"
+    crs_a, crs_b = CRS.from_user_input(a), CRS.from_user_input(b)
+    if not crs_a.equals(crs_b):
+        msg = (f"CRS mismatch: {what_a} is {crs_a.to_string()} but {what_b} is {crs_b.to_string()}; "
+               "fix: reproject one with to_crs()")
         raise NoCrsError(msg)
+
+
+OD_COLUMNS = ("origin_id", "destination_id", "travel_time_s")  # the long-form OD table of travel_time.od_travel_times
+
+
+def check_od(od: pd.DataFrame) -> np.ndarray:
+    """Check a long-form OD table and return its travel times in seconds (NaN where no route exists).
+
+    Parameters
+    ----------
+    od
+        ``origin_id``, ``destination_id``, ``travel_time_s``, as from
+        :func:`planner.travel_time.od_travel_times`.
+
+    Returns
+    -------
+    travel_time_s
+        Float seconds per row; non-numeric entries become NaN (no route).
+
+    Raises
+    ------
+    MissingColumnError
+        If a column is missing.
+    InvalidValueError
+        If a travel time is negative.
+
+    Examples
+    --------
+    >>> check_od(pd.DataFrame({"origin_id": [0], "destination_id": ["a"], "travel_time_s": [60]}))
+    array([60.])
+    """
+    missing = [col for col in OD_COLUMNS if col not in od.columns]
+    if missing:
+        msg = (f"od is missing column(s) {', '.join(missing)}; fix: pass the output of "
+               "planner.travel_time.od_travel_times (origin_id, destination_id, travel_time_s)")
+        raise MissingColumnError(msg)
+    t = pd.to_numeric(od["travel_time_s"], errors="coerce").to_numpy(dtype=float)
+    if (t < 0).any():
+        msg = (f"od has {int((t < 0).sum())} negative travel_time_s; fix: travel times are seconds ≥ 0, recompute od "
+               "with planner.travel_time.od_travel_times")
+        raise InvalidValueError(msg)
+    return t
+
+
+def check_solver_args(time_limit_s: float | None, mip_gap: float) -> tuple[float, float]:
+    """Check the arguments every solve takes: a time limit and a relative MIP gap.
+
+    Parameters
+    ----------
+    time_limit_s
+        Wall-time limit in seconds, > 0; None for no limit.
+    mip_gap
+        Relative optimality gap in [0, 1).
+
+    Returns
+    -------
+    time_limit_s, mip_gap
+        As floats, the time limit ``inf`` for None.
+
+    Raises
+    ------
+    InvalidValueError
+        If either is out of range or not a number.
+
+    Examples
+    --------
+    >>> check_solver_args(None, 0.0)
+    (inf, 0.0)
+    """
+    try:
+        tl = math.inf if time_limit_s is None else float(time_limit_s)
+    except (TypeError, ValueError):
+        tl = math.nan
+    if not tl > 0:
+        msg = f"time_limit_s={time_limit_s!r} must be > 0 seconds (or None for no limit); fix: e.g. time_limit_s=60"
+        raise InvalidValueError(msg)
+    try:
+        g = float(mip_gap)
+    except (TypeError, ValueError):
+        g = math.nan
+    if not 0 <= g < 1:
+        msg = f"mip_gap={mip_gap!r} must be a relative gap in [0, 1); fix: 0 for proven optimality, e.g. 0.01 for 1%"
+        raise InvalidValueError(msg)
+    return tl, g

@@ -72,11 +72,15 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import __version__, datum, settings
+from . import datum, settings
 from ._errors import InputFileError, InvalidValueError, OutputFolderError, PlannerError
 from ._toml import TomlSource, name_problem, read_toml
 from ._validate import check_minutes
+from ._version import __version__
+from .exports import write_coverage_outputs
 from .io import check_output_dir, lock_output_dir, remove_stale_partials, write_error_log, write_json
+from .maps import BASEMAPS
+from .pipeline import run_coverage
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -261,7 +265,7 @@ _CASE_KEYS = tuple(f.name for f in fields(BatchCase))
 _FILE_KEYS = ("network", "institutions", "population", "boundaries")
 _REQUIRED = ("network", "institutions", "population")
 _STR_KEYS = ("coords", "population_coords", "mode", "population_label", "title", "basemap")
-_NUMBER_KEYS = {"speed_kph": (0.5, 150.0), "max_snap_m": (1.0, 5000.0), "cell_size_m": (1.0, 10_000.0)}  # km/h, m, m
+_NUMBER_KEYS = ("speed_kph", "max_snap_m", "cell_size_m")  # ranges in settings.LIMITS
 _BOOL_KEYS = ("isochrones", "offline")
 
 
@@ -382,11 +386,13 @@ def _parse_table(src: _BatchFile, raw: dict[str, Any], where: tuple[str, int, st
                 raise src.error(where, key, f"must be true or false, not {value!r}", f"write {key} = true or false")
             out[key] = value
         elif key in _NUMBER_KEYS:
-            lo, hi = _NUMBER_KEYS[key]
+            lim = settings.LIMITS[key]
+            lo, hi = lim.min, lim.max
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise src.error(where, key, f"must be a number, not {value!r}", f"e.g. {key} = {lo if lo > 1 else 3.2}")
-            if not lo <= value <= hi:
-                raise src.error(where, key, f"{value} is outside {lo:g}-{hi:g}", f"give a value between {lo:g} and {hi:g}")
+            if not lim.contains(value):
+                raise src.error(where, key, f"{value} is outside {lo:g}-{hi:g}",
+                                f"give a value between {lo:g} and {hi:g} {lim.unit}")
             out[key] = float(value)
         elif key == "minutes":
             if not isinstance(value, list) or not value or not all(
@@ -395,7 +401,8 @@ def _parse_table(src: _BatchFile, raw: dict[str, Any], where: tuple[str, int, st
             try:
                 out[key] = check_minutes(value)
             except InvalidValueError:
-                raise src.error(where, key, f"{value} is out of range", "use minutes between 0 and 240") from None
+                raise src.error(where, key, f"{value} is out of range",
+                                f"use minutes {settings.LIMITS['minutes'].text()}") from None
         else:  # strings: names, paths and choices
             if not isinstance(value, str):
                 raise src.error(where, key, f"must be a string, not {value!r}", f'write {key} = "..."')
@@ -417,8 +424,6 @@ def _check_string(src: _BatchFile, where: tuple[str, int, str], key: str, value:
     elif key in ("coords", "population_coords") and value not in datum.DATUMS:
         raise src.error(where, key, f"'{value}' is not a known datum", "use wgs84, gcj02 or bd09")
     elif key == "basemap":
-        from .maps import BASEMAPS
-
         if value not in BASEMAPS:
             raise src.error(where, key, f"'{value}' is not a basemap", f"use one of {', '.join(BASEMAPS)}")
     return value
@@ -447,7 +452,7 @@ def run_batch(
     """Run coverage cases on dask.distributed (or serially) and report each one.
 
     Each case runs :func:`~planner.pipeline.run_coverage` and
-    :func:`~planner.pipeline.write_coverage_outputs` into
+    :func:`~planner.exports.write_coverage_outputs` into
     ``<out_dir>/<case name>/``, atomically; ``<out_dir>/batch_summary.json``
     reports every case. A distributed run gives the same ``summary.json``
     figures and layers as a serial one.
@@ -773,8 +778,6 @@ def _case_task(case: BatchCase, out_root: str, log_dir: str,
 
 def _run_one(case: BatchCase, out: Path, *, force: bool = False) -> dict[str, Any]:
     """Run one case and write its outputs into `out`; return its key figures."""
-    from .pipeline import run_coverage, write_coverage_outputs
-
     t0 = time.perf_counter()
     run = run_coverage(case.network, case.institutions, case.population, boundaries=case.boundaries,
                        mode=case.mode, speed_kph=case.speed_kph, minutes=case.minutes, coords=case.coords,

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from . import settings
 from ._errors import InvalidValueError
+from ._validate import check_limit
 from .institutions import load_institutions
 from .travel_time import CompiledNetwork
 
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 def candidates_from_network(
     net: CompiledNetwork,
     *,
-    spacing_m: float = 500.0,
+    spacing_m: float = settings.CANDIDATE_SPACING_M,
     study_area: shapely.Geometry | None = None,
 ) -> gpd.GeoDataFrame:
     """Pick one road-network node per square of a regular grid as candidate sites.
@@ -57,9 +59,7 @@ def candidates_from_network(
     >>> 20 < len(c) < 200, c.index[0].startswith("node-")
     (True, True)
     """
-    if not (10 <= spacing_m <= 50_000):
-        msg = f"candidate spacing {spacing_m} m is outside 10-50,000 m; fix: e.g. --candidate-spacing 500"
-        raise InvalidValueError(msg)
+    check_limit("candidate_spacing_m", spacing_m, label="spacing_m")
     xy = net.node_xy
     keep = np.ones(len(xy), dtype=bool)
     if study_area is not None:
@@ -140,7 +140,8 @@ def filter_candidates(
             raise InvalidValueError(msg)
         unknown = sorted(set(district_names) - set(districts["name"]))
         if unknown:
-            msg = f"unknown district(s) {', '.join(unknown)}; fix: use names from the boundaries file: {', '.join(districts['name'])}"
+            msg = (f"unknown district(s) {', '.join(unknown)}; "
+                   f"fix: use names from the boundaries file: {', '.join(districts['name'])}")
             raise InvalidValueError(msg)
         zone = shapely.union_all(districts[districts["name"].isin(district_names)].geometry.to_numpy())
         shapely.prepare(zone)

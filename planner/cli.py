@@ -17,12 +17,14 @@ import traceback
 from collections.abc import Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, NamedTuple, Optional
+from typing import Annotated, Any, NamedTuple, Optional
 
 import typer
 
-from . import __version__
+from . import settings
 from ._errors import PlannerError
+from ._validate import check_limit
+from ._version import __version__
 
 app = typer.Typer(
     add_completion=False,
@@ -113,6 +115,22 @@ def _logging_to_stderr(quiet: bool) -> Iterator[None]:
         py_warnings.handlers[:], py_warnings.propagate = saved_warnings
 
 
+# the options checked against settings.LIMITS, by parameter name (= LIMITS key): their flags
+_LIMITED_OPTIONS = {"speed_kph": "--speed-kph", "max_snap_m": "--max-snap-m", "cell_size_m": "--cell-size",
+                    "new_sites": "--new-sites", "target_pct": "--target-pct", "candidate_spacing_m": "--candidate-spacing",
+                    "min_spacing_m": "--min-spacing", "new_site_capacity": "--new-site-capacity",
+                    "time_limit_s": "--time-limit", "tolerance": "--tolerance", "max_nodes": "--max-nodes",
+                    "workers": "--workers", "retries": "--retries"}
+
+
+def _check_limits(quiet: bool, **values: Any) -> None:
+    """Refuse an option outside ``settings.LIMITS`` with a one-line error (exit 2) before anything is read or written."""
+    with _guarded(None, quiet):
+        for name, value in values.items():
+            if value is not None:
+                check_limit(name, value, label=_LIMITED_OPTIONS[name])
+
+
 _FORCE_HELP = "Replace the output folder even if it holds files planner did not write (they are deleted)."
 
 
@@ -144,7 +162,8 @@ def _guarded(out: Path | None, quiet: bool, *, inputs: list[object] | None = Non
     checked before the body loads anything and locked until it ends; a failure then writes
     ``error.log`` into `out`, next to the earlier results, which stay as they were.
     """
-    from .io import OutputFolderError, check_output_dir, has_results, lock_output_dir, write_error_log
+    from ._errors import OutputFolderError
+    from .io import check_output_dir, has_results, lock_output_dir, write_error_log
 
     earlier = False
     try:
@@ -169,7 +188,7 @@ def _guarded(out: Path | None, quiet: bool, *, inputs: list[object] | None = Non
 
 @app.callback()
 def _main() -> None:
-    """planner command-line interface."""
+    """Planner command-line interface."""
 
 
 @app.command()
@@ -180,21 +199,29 @@ def version() -> None:
 
 @app.command()
 def coverage(
-    network: Annotated[Path, typer.Option("--network", help="Road network: .osm, .osm.pbf, or a line layer (.gpkg/.shp/.geojson).")],
-    institutions: Annotated[Path, typer.Option("--institutions", help="Institutions: CSV/XLSX (name, lon, lat[, tier, capacity]), point layer, or OSM file.")],
-    population: Annotated[Path, typer.Option("--population", help="Population: GeoTIFF raster, or CSV/layer with a population column.")],
+    network: Annotated[Path, typer.Option("--network", help="Road network: .osm, .osm.pbf, or a line layer "
+                                          "(.gpkg/.shp/.geojson).")],
+    institutions: Annotated[Path, typer.Option("--institutions", help="Institutions: CSV/XLSX (name, lon, lat[, tier, "
+                                               "capacity]), point layer, or OSM file.")],
+    population: Annotated[Path, typer.Option("--population", help="Population: GeoTIFF raster, or CSV/layer with a population "
+                                             "column.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (summary.json, cells.gpkg, isochrones.gpkg, map.html).")],
     boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons with a name column.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.walk,
-    speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h (e.g. 3.2 for elderly walking).")] = None,
-    minutes: Annotated[Optional[list[float]], typer.Option("--minutes", help="Threshold in minutes; repeat for several. Default 5 10 15.")] = None,
+    speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h (e.g. 3.2 for elderly "
+                                                       "walking).")] = None,
+    minutes: Annotated[Optional[list[float]], typer.Option("--minutes", help="Threshold in minutes; repeat for several. Default "
+                                                           "5 10 15.")] = None,
     coords: Annotated[Coords, typer.Option("--coords", help="Datum of the institutions' coordinates: wgs84, gcj02 (Amap), "
                                            "bd09 (Baidu); OSM files are always WGS-84.")] = Coords.wgs84,
     population_coords: Annotated[Coords, typer.Option("--population-coords", help="Datum of a population table's "
                                                       "coordinates (rasters use their own CRS).")] = Coords.wgs84,
-    max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance from a point to a road, metres (default 500).")] = None,
-    cell_size_m: Annotated[Optional[float], typer.Option("--cell-size", help="Demand cell size, metres (default: raster pixels; 100 m for points).")] = None,
-    population_label: Annotated[str, typer.Option("--population-label", help="What the population counts, shown with totals.")] = "population",
+    max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance from a point to a road, metres "
+                                                        "(default 500).")] = None,
+    cell_size_m: Annotated[Optional[float], typer.Option("--cell-size", help="Demand cell size, metres (default: raster pixels; "
+                                                         "100 m for points).")] = None,
+    population_label: Annotated[str, typer.Option("--population-label", help="What the population counts, shown with "
+                                                  "totals.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     isochrones: Annotated[bool, typer.Option("--isochrones/--no-isochrones", help="Compute isochrone polygons.")] = True,
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap: osm, amap (Gaode; overlays shifted to GCJ-02), "
@@ -205,8 +232,10 @@ def coverage(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Test the 15-minute medical service circle: who reaches an institution within each threshold."""
+    _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+    from .exports import write_coverage_outputs
     from .maps import get_basemap
-    from .pipeline import run_coverage, write_coverage_outputs
+    from .pipeline import run_coverage
 
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries], force=force):
         get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
@@ -249,6 +278,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Run a scenario (baseline or what-if) and write everything to OUT_ROOT/<name>/."""
+    from .exports import write_scenario_outputs
     from .scenarios import load_scenario, run_scenario, scenario_input_files
 
     with _guarded(None, quiet):
@@ -256,8 +286,8 @@ def run(
     out = out_root / s.name
     with _guarded(out, quiet, inputs=list(scenario_input_files(s)), force=force,
                   outs=[_Out(out, root=out_root, files=(f"{s.name}.gpkg",))]):
-        result = run_scenario(s, out_root=out_root, progress=not quiet, use_cache=not no_cache,
-                              basemap=basemap.value, offline=offline, force=force)
+        result = run_scenario(s, out_root=out_root, progress=not quiet, use_cache=not no_cache)
+        write_scenario_outputs(result, s, out, basemap=basemap.value, offline=offline, force=force)
     _echo(f"scenario {s.name} ({result.summary['runtime_s']:.1f} s):")
     _print_summary(result.summary)
     _echo(f"wrote {out}/ (summary.json, tables.xlsx, {s.name}.gpkg, map.html, map.png)")
@@ -267,7 +297,8 @@ def run(
 def compare(
     a: Annotated[Path, typer.Argument(help="Baseline scenario (TOML).")],
     b: Annotated[Path, typer.Argument(help="What-if scenario (TOML).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the comparison (default OUT_ROOT/compare-A-vs-B).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the comparison (default "
+                                                "OUT_ROOT/compare-A-vs-B).")] = None,
     out_root: Annotated[Path, typer.Option("--out-root", help="Where both runs and the cache go.")] = Path("outputs"),
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
     offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in the maps.")] = False,
@@ -275,7 +306,8 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Compare two scenarios: coverage change per district and tier, people newly covered or lost, diff map."""
-    from .scenarios import compare_scenarios, load_scenario, scenario_input_files
+    from .exports import compare_scenarios
+    from .scenarios import load_scenario, scenario_input_files
 
     with _guarded(None, quiet):
         sa, sb = load_scenario(a), load_scenario(b)
@@ -309,13 +341,16 @@ def site(
     population: Annotated[Path, typer.Option("--population", help="Population raster or table.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (sites.csv, sites.gpkg, summary.json, map.html).")],
     candidates: Annotated[str, typer.Option("--candidates", help="'nodes' (road nodes every --candidate-spacing m), "
-                                            "'institutions:<tier>' (e.g. institutions:primary to upgrade), or a file.")] = "nodes",
+                                            "'institutions:<tier>' (e.g. institutions:primary to upgrade), "
+                                            "or a file.")] = "nodes",
     new_sites: Annotated[Optional[int], typer.Option("--new-sites", help="K new sites to open (fewer when the others "
                                                      "would add nobody; see --exact-k).")] = None,
     exact_k: Annotated[bool, typer.Option("--exact-k", help="Return exactly K sites; those adding nobody are marked "
                                           "(adds_population = False).")] = False,
-    target_pct: Annotated[Optional[float], typer.Option("--target-pct", help="Instead of K: fewest sites to cover P% of people.")] = None,
-    objective: Annotated[Objective, typer.Option("--objective", help="coverage (within --minutes) or mean-time (p-median).")] = Objective.coverage,
+    target_pct: Annotated[Optional[float], typer.Option("--target-pct", help="Instead of K: fewest sites to cover P% of "
+                                                        "people.")] = None,
+    objective: Annotated[Objective, typer.Option("--objective", help="coverage (within --minutes) or mean-time "
+                                                 "(p-median).")] = Objective.coverage,
     minutes: Annotated[float, typer.Option("--minutes", help="Service threshold in minutes.")] = 15.0,
     boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.walk,
@@ -326,15 +361,21 @@ def site(
     candidates_coords: Annotated[Coords, typer.Option("--candidates-coords", help="Datum of a candidates file's "
                                                       "coordinates.")] = Coords.wgs84,
     max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance to a road, metres.")] = None,
-    cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = 500.0,
+    cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = (
+        settings.SITING_CELL_SIZE_M),
     service_tiers: Annotated[Optional[list[str]], typer.Option("--service-tier", help="Tier of existing institutions that "
                                                               "provide the service; repeat (default: all).")] = None,
-    candidate_spacing: Annotated[float, typer.Option("--candidate-spacing", help="Spacing of node candidates, metres.")] = 500.0,
-    min_spacing: Annotated[float, typer.Option("--min-spacing", help="Drop candidates closer than this to an existing site, metres.")] = 0.0,
+    candidate_spacing: Annotated[float, typer.Option("--candidate-spacing", help="Spacing of node candidates, metres.")] = (
+        settings.CANDIDATE_SPACING_M),
+    min_spacing: Annotated[float, typer.Option("--min-spacing", help="Drop candidates closer than this to an existing site, "
+                                               "metres.")] = 0.0,
     district: Annotated[Optional[list[str]], typer.Option("--district", help="Only candidates in this district; repeat.")] = None,
-    capacity_col: Annotated[Optional[str], typer.Option("--capacity-col", help="Capacity column (persons): capacitated model.")] = None,
-    new_site_capacity: Annotated[Optional[float], typer.Option("--new-site-capacity", help="Capacity of candidates without one.")] = None,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time limit per solve, seconds.")] = 300.0,
+    capacity_col: Annotated[Optional[str], typer.Option("--capacity-col", help="Capacity column (persons): capacitated "
+                                                        "model.")] = None,
+    new_site_capacity: Annotated[Optional[float], typer.Option("--new-site-capacity", help="Capacity of candidates without "
+                                                               "one.")] = None,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time limit per solve, seconds.")] = (
+        settings.SITING_TIME_LIMIT_S),
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
@@ -343,8 +384,12 @@ def site(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Suggest new branch sites (分支机构): K sites covering the most people, or the fewest reaching P%."""
+    _check_limits(quiet, new_sites=new_sites, target_pct=target_pct, speed_kph=speed_kph, max_snap_m=max_snap_m,
+                  cell_size_m=cell_size_m, candidate_spacing_m=candidate_spacing, min_spacing_m=min_spacing,
+                  new_site_capacity=new_site_capacity, time_limit_s=time_limit)
+    from .exports import write_siting_outputs
     from .maps import get_basemap
-    from .pipeline import run_siting, write_siting_outputs
+    from .pipeline import run_siting
 
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, candidates], force=force):
         get_basemap(basemap.value)
@@ -361,8 +406,9 @@ def site(
         write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
     _echo(f"{s['model']} ({s['solver_status']}, gap {s['mip_gap']:.2g}, {s['solve_s']:.1f} s): {s['new_sites']} new sites; "
-               f"{s['max_minutes']:g}-minute {s['mode']} coverage {s['coverage_pct_before']:.2f}% → {s['coverage_pct_after']:.2f}% "
-               f"of {s['population_total']:,.0f} {s['population_unit']}")
+          f"{s['max_minutes']:g}-minute {s['mode']} coverage "
+          f"{s['coverage_pct_before']:.2f}% → {s['coverage_pct_after']:.2f}% "
+          f"of {s['population_total']:,.0f} {s['population_unit']}")
     for row in s["sites"][:10]:
         mark = "" if row["adds_population"] else " (adds nobody)"
         _echo(f"  #{row['rank']} {row['name']} ({row['lon']:.5f}, {row['lat']:.5f}): +{row['added_population']:,.0f}, "
@@ -392,14 +438,19 @@ def grid(
     institutions: Annotated[Path, typer.Option("--institutions", help="Institutions (leads and members).")],
     population: Annotated[Path, typer.Option("--population", help="Population raster or table.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder (grids.gpkg, assignment.csv, summary.json, map.html).")],
-    leads: Annotated[Optional[Path], typer.Option("--leads", help="Lead hospitals file (default: institutions of --lead-tier).")] = None,
+    leads: Annotated[Optional[Path], typer.Option("--leads", help="Lead hospitals file (default: institutions of "
+                                                  "--lead-tier).")] = None,
     lead_tier: Annotated[Optional[list[str]], typer.Option("--lead-tier", help="Tier leading a grid when --leads is not given; "
                                                           "repeat (default: tertiary).")] = None,
     capacity_col: Annotated[Optional[str], typer.Option("--capacity-col", help="Capacity column of the leads (beds, staff); "
                                                         "default: equal shares.")] = None,
-    tolerance: Annotated[float, typer.Option("--tolerance", help="Each lead's load within ± this share of its capacity share.")] = 0.2,
-    fixed: Annotated[Optional[Path], typer.Option("--fixed", help="Table of fixed assignments: columns district (or cell_id) and lead.")] = None,
-    contiguity: Annotated[Contiguity, typer.Option("--contiguity", help="Neighbouring cells: queen (corners too) or rook.")] = Contiguity.queen,
+    tolerance: Annotated[float, typer.Option("--tolerance", help="Each lead's load within ± this share of its capacity "
+                                             "share.")] = (
+        settings.GRID_TOLERANCE),
+    fixed: Annotated[Optional[Path], typer.Option("--fixed", help="Table of fixed assignments: columns district (or cell_id) and "
+                                                  "lead.")] = None,
+    contiguity: Annotated[Contiguity, typer.Option("--contiguity", help="Neighbouring cells: queen (corners too) or "
+                                                   "rook.")] = Contiguity.queen,
     boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons.")] = None,
     mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.drive,
     speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h.")] = None,
@@ -408,11 +459,12 @@ def grid(
     population_coords: Annotated[Coords, typer.Option("--population-coords", help="Datum of a population table's "
                                                       "coordinates.")] = Coords.wgs84,
     max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance to a road, metres.")] = None,
-    cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = 1000.0,
-    max_nodes: Annotated[Optional[int], typer.Option("--max-nodes", min=0, help="Branch-and-bound nodes of the MIP at most "
+    cell_size_m: Annotated[float, typer.Option("--cell-size", help="Demand cell size, metres.")] = (
+        settings.GRID_CELL_SIZE_M),
+    max_nodes: Annotated[Optional[int], typer.Option("--max-nodes", help="Branch-and-bound nodes of the MIP at most "
                                                      "(default 200): the work bound that makes runs reproducible.")] = None,
     time_limit: Annotated[float, typer.Option("--time-limit", help="Safety-net solver time limit, seconds; a solve it "
-                                              "stops may differ between runs (reported).")] = 600.0,
+                                              "stops may differ between runs (reported).")] = settings.GRID_TIME_LIMIT_S,
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
@@ -422,8 +474,11 @@ def grid(
                                         "progress).")] = False,
 ) -> None:
     """Divide the city into consortium grids (网格化布局): balanced, contiguous, one per lead hospital."""
+    _check_limits(quiet, tolerance=tolerance, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
+                  max_nodes=max_nodes, time_limit_s=time_limit)
+    from .exports import write_grid_outputs
     from .maps import get_basemap
-    from .pipeline import run_grids, write_grid_outputs
+    from .pipeline import run_grids
 
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads, fixed], force=force):
         get_basemap(basemap.value)
@@ -462,13 +517,15 @@ def batch(
     out: Annotated[Path, typer.Option("--out", help="Folder receiving <case name>/ and batch_summary.json.")],
     scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="Address of an existing dask scheduler "
                                                      "(default: a LocalCluster on this machine).")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", help="Workers of the LocalCluster (default: one per CPU).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", help="Workers of the LocalCluster (default: one per "
+                                                   "CPU).")] = None,
     retries: Annotated[int, typer.Option("--retries", help="Retries of a case whose worker failed.")] = 2,
     serial: Annotated[bool, typer.Option("--serial", help="Run the cases one by one in this process (no dask).")] = False,
     force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Run many coverage cases (districts, counties, what-ifs) on dask.distributed; results equal serial runs."""
+    _check_limits(quiet, workers=workers, retries=retries)
     from .batch import run_batch
 
     with _guarded(None, quiet):

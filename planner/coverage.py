@@ -41,7 +41,7 @@ def compute_study_area(
     boundaries: gpd.GeoDataFrame | None = None,
     buffer_m: float | None = None,
 ) -> shapely.Geometry:
-    """The area a coverage run speaks for: the network's extent (within boundaries).
+    """Return the area a coverage run speaks for: the network's extent (within boundaries).
 
     Parameters
     ----------
@@ -184,13 +184,10 @@ def coverage_summary(
     total = float(pop.sum())
     t = cov["travel_time_min"].to_numpy(dtype=float)
 
-    def pct(x: float, of: float) -> float:
-        return round(100.0 * x / of, 2) if of > 0 else 0.0
-
     thresholds = []
     for m in mins:
         covered = float(pop[np.nan_to_num(t, nan=np.inf) <= m].sum())
-        thresholds.append({"minutes": m, "population_covered": round(covered, 1), "coverage_pct": pct(covered, total)})
+        thresholds.append({"minutes": m, "population_covered": round(covered, 1), "coverage_pct": _pct(covered, total)})
     covered_max = thresholds[-1]["population_covered"]
 
     by_tier: dict[str, Any] = {}
@@ -207,33 +204,11 @@ def coverage_summary(
             "label_zh": settings.TIER_LABELS_ZH[tier],
             "institutions": n_inst,
             "population_covered": round(c, 1),
-            "coverage_pct": pct(c, total),
+            "coverage_pct": _pct(c, total),
             "population_nearest_covered": round(nearest, 1),
         }
 
-    by_district = []
-    if "district" in cov:
-        d = cov.assign(_c=np.where(np.nan_to_num(t, nan=np.inf) <= tmax, pop, 0.0),
-                       _mean=np.where(np.isfinite(t), t * pop, 0.0), _w=np.where(np.isfinite(t), pop, 0.0))
-        d["district"] = d["district"].fillna("(outside districts)")
-        g = d.groupby("district", sort=True)
-        for name, grp in g:
-            p_ = float(grp["population"].sum())
-            c_ = float(grp["_c"].sum())
-            row: dict[str, Any] = {
-                "district": name,
-                "population": round(p_, 1),
-                "population_covered": round(c_, 1),
-                "coverage_pct": pct(c_, p_),
-                "gap_population": round(p_ - c_, 1),
-                "mean_travel_time_min": round(float(grp["_mean"].sum() / grp["_w"].sum()), 2) if grp["_w"].sum() > 0 else None,
-                "institutions": int((institutions.get("district") == name).sum()) if "district" in institutions else None,
-            }
-            if district_totals is not None and name in district_totals.index:
-                whole = float(district_totals[name])
-                row["district_population_total"] = round(whole, 1)
-                row["share_in_study_area_pct"] = pct(p_, whole)
-            by_district.append(row)
+    by_district = _district_rows(cov, institutions, t, pop, tmax, district_totals) if "district" in cov else []
 
     status = cov["status"].to_numpy()
     unsnapped = status == STATUS_UNSNAPPED
@@ -271,3 +246,35 @@ def coverage_summary(
             "tier_source": {k: int(v) for k, v in institutions["tier_source"].value_counts().sort_index().items()},
         },
     }
+
+
+def _pct(x: float, of: float) -> float:
+    """`x` as a percentage of `of`, to 0.01 (0 when `of` is 0)."""
+    return round(100.0 * x / of, 2) if of > 0 else 0.0
+
+
+def _district_rows(cov: gpd.GeoDataFrame, institutions: gpd.GeoDataFrame, t: np.ndarray, pop: np.ndarray, tmax: float,
+                   district_totals: pd.Series | None) -> list[dict[str, Any]]:
+    """One summary row per district: population, covered within `tmax` minutes, gap, mean time, institutions."""
+    by_district = []
+    d = cov.assign(_c=np.where(np.nan_to_num(t, nan=np.inf) <= tmax, pop, 0.0),
+                   _mean=np.where(np.isfinite(t), t * pop, 0.0), _w=np.where(np.isfinite(t), pop, 0.0))
+    d["district"] = d["district"].fillna("(outside districts)")
+    for name, grp in d.groupby("district", sort=True):
+        p_ = float(grp["population"].sum())
+        c_ = float(grp["_c"].sum())
+        row: dict[str, Any] = {
+            "district": name,
+            "population": round(p_, 1),
+            "population_covered": round(c_, 1),
+            "coverage_pct": _pct(c_, p_),
+            "gap_population": round(p_ - c_, 1),
+            "mean_travel_time_min": round(float(grp["_mean"].sum() / grp["_w"].sum()), 2) if grp["_w"].sum() > 0 else None,
+            "institutions": int((institutions.get("district") == name).sum()) if "district" in institutions else None,
+        }
+        if district_totals is not None and name in district_totals.index:
+            whole = float(district_totals[name])
+            row["district_population_total"] = round(whole, 1)
+            row["share_in_study_area_pct"] = _pct(p_, whole)
+        by_district.append(row)
+    return by_district

@@ -13,6 +13,7 @@ counted in a warning.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import datum
 from ._errors import InputFileError, InvalidValueError, NoCrsError
-from ._validate import check_lonlat, check_numeric, find_column
+from ._validate import check_limit, check_lonlat, check_numeric, find_column
 from .io import RASTER_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input, read_table, suffix_of
 
 logger = logging.getLogger(__name__)
@@ -83,9 +84,8 @@ def load_population(
     51316
     """
     p = check_input(path, what="population", suffixes=RASTER_SUFFIXES + TABLE_SUFFIXES + VECTOR_SUFFIXES)
-    if cell_size_m is not None and not (1 <= cell_size_m <= 10_000):
-        msg = f"cell size {cell_size_m} m is outside 1-10,000 m; fix: e.g. --cell-size 250"
-        raise InvalidValueError(msg)
+    if cell_size_m is not None:
+        check_limit("cell_size_m", cell_size_m)
     raster_total = None
     if suffix_of(p) in RASTER_SUFFIXES:
         if datum.canonical_datum(coords) != "wgs84":
@@ -104,7 +104,8 @@ def load_population(
     cells.attrs["population_input_total"] = raster_total if raster_total is not None else cells.attrs.get(
         "population_input_total", float(cells["population"].sum()))
     if len(cells) == 0:
-        msg = f"{p}: no populated cells inside the study area (the road network's extent); fix: check that the population and network files cover the same place"
+        msg = (f"{p}: no populated cells inside the study area (the road network's extent); "
+               "fix: check that the population and network files cover the same place")
         raise InvalidValueError(msg)
     logger.info("%s: %d populated cells, %.0f persons", p, len(cells), cells["population"].sum())
     return cells
@@ -149,8 +150,6 @@ def _pixel_window(src: rasterio.io.DatasetReader, bounds: tuple[float, float, fl
     column of pixels whose centres lie inside `bounds`. Taking the floor of
     the start and the ceiling of the end keeps them all.
     """
-    import math
-
     from rasterio.windows import Window, from_bounds
 
     w = from_bounds(*bounds, transform=src.transform)

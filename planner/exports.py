@@ -1,4 +1,20 @@
-"""Report exports: one GeoPackage with every layer, and summary tables as CSV and XLSX.
+"""Every writer: one output layout per run type; each writer returns the files it wrote.
+
+The pipelines (:mod:`planner.pipeline`) and scenarios compute and return
+frozen runs; the functions here write them, each into an output folder built
+aside and swapped in whole (see :func:`planner.io.output_dir`):
+
+* :func:`write_coverage_outputs` - ``summary.json``, ``cells.gpkg``,
+  ``institutions.gpkg``, ``isochrones.gpkg`` (and ``districts.gpkg``),
+  ``map.html``, ``map.png``;
+* :func:`write_siting_outputs` - ``sites.csv``, ``sites.gpkg``,
+  ``marginal_curve.csv``, ``summary.json``, ``map.html``;
+* :func:`write_grid_outputs` - ``grids.gpkg``, ``assignment.csv``,
+  ``grids.csv``, ``districts.csv``, ``summary.json``, ``map.html``;
+* :func:`write_scenario_outputs` - ``<name>.gpkg``, the summary tables as
+  ``tables.xlsx`` and CSV, ``map.html``, ``map.png``, ``scenario.json``,
+  ``summary.json``;
+* :func:`write_comparison_outputs` - the differences of two scenario runs.
 
 Table headers are bilingual ("覆盖率 coverage (%)") so that they can be pasted
 into Chinese reports as they are. CSV files are written as UTF-8 with a byte
@@ -9,16 +25,18 @@ text a spreadsheet would run as a formula inert.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import geopandas as gpd
 import pandas as pd
 
-from . import settings
-from .io import write_csv, write_xlsx
-
-if TYPE_CHECKING:
-    from .pipeline import CoverageRun
+from . import maps, settings
+from .io import check_output_dir, output_dir, write_csv, write_json, write_xlsx
+from .pipeline import CoverageRun, GridRun, SitingRun
+from .scenarios import CaseCache, Scenario, compare_runs, load_scenario, run_scenario, scenario_input_files
 
 HEADERS: dict[str, str] = {
     "minutes": "阈值(分钟) threshold (min)",
@@ -111,3 +129,372 @@ def write_geopackage(run: CoverageRun, path: Path) -> Path:
     if run.districts is not None:
         run.districts.to_file(path, layer="districts", driver="GPKG")
     return path
+
+
+def _written(tmp: Path, out: str | os.PathLike[str]) -> list[Path]:
+    """Return the files in `tmp` as they will be in `out` once it is swapped in."""
+    return sorted(Path(out) / p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------------------------------------- coverage
+
+
+def write_coverage_outputs(
+    run: CoverageRun,
+    out: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    basemap: str = "osm",
+    offline: bool = False,
+    force: bool = False,
+) -> list[Path]:
+    """Write a run's tables, layers and map into `out`, atomically.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_coverage`.
+    out
+        Output folder.
+    title
+        Map title.
+    basemap
+        Basemap of ``map.html``: ``osm``, ``amap`` (overlays moved to GCJ-02),
+        ``tianditu`` (needs ``TIANDITU_KEY``) or ``none``.
+    offline
+        Inline Leaflet into ``map.html`` so that it opens with no network.
+    force
+        Replace `out` even if it holds files planner did not write (see
+        :func:`planner.io.check_output_dir`).
+
+    Returns
+    -------
+    paths
+        The files written (in `out`): ``cells.gpkg``, ``institutions.gpkg``,
+        ``isochrones.gpkg``, ``districts.gpkg`` (with boundaries),
+        ``map.html``, ``map.png`` and ``summary.json``.
+
+    Raises
+    ------
+    InvalidValueError
+        For an unknown basemap or a missing Tianditu key (before anything is written).
+    OutputFolderError
+        If `out` would delete an input or foreign files, or cannot be written
+        (see :func:`planner.io.output_dir`); earlier results stay as they were.
+    """
+    maps.get_basemap(basemap)  # fail before writing anything
+    with output_dir(out, kind="coverage", inputs=run.summary.get("inputs", {}), force=force) as tmp:
+        _write_layers(run, tmp)
+        m = maps.render_coverage_map(run, title=title, basemap=basemap, offline=offline)
+        maps.save_map(m, tmp / "map.html")
+        maps.render_static_map(run, str(tmp / "map.png"), title=title)
+        write_json(run.summary, tmp / "summary.json")
+        return _written(tmp, out)
+
+
+def _write_layers(run: CoverageRun, folder: Path) -> list[Path]:
+    """Write a coverage run's layers, one GeoPackage each.
+
+    Parameters
+    ----------
+    run
+        A coverage run.
+    folder
+        Folder to write into.
+
+    Returns
+    -------
+    paths
+        ``cells.gpkg``, ``institutions.gpkg``, ``isochrones.gpkg`` (empty
+        layer when none was computed) and, with boundaries, ``districts.gpkg``.
+    """
+    paths = [folder / "cells.gpkg", folder / "institutions.gpkg", folder / "isochrones.gpkg"]
+    run.cells.reset_index().to_file(paths[0], layer="cells", driver="GPKG")
+    run.institutions.reset_index().to_file(paths[1], layer="institutions", driver="GPKG")
+    iso = run.isochrones
+    if not len(iso):
+        iso = gpd.GeoDataFrame({"facility_id": pd.Series([], dtype=str), "minutes": pd.Series([], dtype=float)},
+                               geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+    iso.to_file(paths[2], layer="isochrones", driver="GPKG")
+    if run.districts is not None:
+        paths.append(folder / "districts.gpkg")
+        run.districts.to_file(paths[3], layer="districts", driver="GPKG")
+    return paths
+
+
+# --------------------------------------------------------------------------------------------- siting
+
+
+def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: str | None = None,
+                         basemap: str = "osm", offline: bool = False, force: bool = False) -> list[Path]:
+    """Write a siting run: ``sites.csv``, ``sites.gpkg``, ``summary.json``, ``map.html``, atomically.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_siting`.
+    out
+        Output folder.
+    title
+        Map title.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
+
+    Returns
+    -------
+    paths
+        The files written (in `out`); ``marginal_curve.csv`` too when the
+        run has a marginal curve.
+    """
+    maps.get_basemap(basemap)
+    with output_dir(out, kind="siting", inputs=run.summary.get("inputs", {}), force=force) as tmp:
+        cols = ["rank", "name", "lon", "lat", "added_population", "cumulative_pct", "adds_population"] + (
+            ["district"] if "district" in run.sites else [])
+        table = run.sites[cols].reset_index()
+        write_csv(table, tmp / "sites.csv")
+        run.sites.reset_index().to_file(tmp / "sites.gpkg", layer="sites", driver="GPKG")
+        run.cells.reset_index().to_file(tmp / "sites.gpkg", layer="cells", driver="GPKG")
+        if len(run.isochrones):
+            run.isochrones.to_file(tmp / "sites.gpkg", layer="isochrones", driver="GPKG")
+        if run.curve is not None:
+            write_csv(run.curve.drop(columns=["sites"]), tmp / "marginal_curve.csv", index=True)
+        maps.save_map(maps.render_siting_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
+        write_json(run.summary, tmp / "summary.json")
+        return _written(tmp, out)
+
+
+# ---------------------------------------------------------------------------------------------- grids
+
+
+GRID_HEADERS = {
+    "facility_id": "牵头医院编号 lead id",
+    "name": "牵头医院 lead hospital",
+    "population": "网格人口 population",
+    "capacity_share": "容量份额 capacity share",
+    "target_population": "目标人口 target population",
+    "load_ratio": "负荷比 load ratio",
+    "baseline_population": "就近划分人口 nearest-lead population",
+    "baseline_load_ratio": "就近划分负荷比 nearest-lead load ratio",
+    "mean_travel_time_min": "平均出行时间(分钟) mean travel time (min)",
+    "p95_travel_time_min": "95%出行时间(分钟) 95th pct travel time (min)",
+    "max_travel_time_min": "最长出行时间(分钟) max travel time (min)",
+    "n_cells": "单元数 cells",
+    "members": "成员机构数 members",
+    "capacity_per_1000": "每千人容量 capacity per 1,000",
+}
+ASSIGNMENT_COLUMNS = ("lon", "lat", "population", "district", "lead_id", "lead_name", "travel_time_min", "baseline_lead_id",
+                      "baseline_lead_name", "baseline_travel_time_min", "moved", "accessibility_per_1000")
+
+
+def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str | None = None,
+                       basemap: str = "osm", offline: bool = False, force: bool = False) -> list[Path]:
+    """Write a grid run atomically: ``grids.gpkg``, ``assignment.csv``, ``grids.csv``, ``summary.json``, ``map.html``.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_grids`.
+    out
+        Output folder.
+    title
+        Map title.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
+
+    Returns
+    -------
+    paths
+        The files written (in `out`); ``districts.csv`` only with boundaries.
+    """
+    maps.get_basemap(basemap)
+    with output_dir(out, kind="grids", inputs=run.summary.get("inputs", {}), force=force) as tmp:
+        gpkg = tmp / "grids.gpkg"
+        run.grids.reset_index().to_file(gpkg, layer="grids", driver="GPKG")
+        run.cells.reset_index().to_file(gpkg, layer="cells", driver="GPKG")
+        run.baseline_grids.reset_index().to_file(gpkg, layer="nearest_lead_zones", driver="GPKG")
+        run.leads.reset_index().to_file(gpkg, layer="leads", driver="GPKG")
+        if len(run.members):
+            run.members.reset_index().to_file(gpkg, layer="members", driver="GPKG")
+        cells = run.cells.copy()
+        centre = cells.geometry.to_crs(run.net.crs).centroid.to_crs("EPSG:4326")
+        cells["lon"], cells["lat"] = centre.x.round(6), centre.y.round(6)
+        write_csv(cells[[c for c in ASSIGNMENT_COLUMNS if c in cells.columns]], tmp / "assignment.csv", index=True)
+        keep = [c for c in GRID_HEADERS if c in run.grids.columns or c == "facility_id"]
+        table = run.grids.drop(columns="geometry").reset_index()[keep]
+        write_csv(table.rename(columns=GRID_HEADERS), tmp / "grids.csv")
+        if run.districts is not None:
+            write_csv(run.districts, tmp / "districts.csv", index=True)
+        maps.save_map(maps.render_grid_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
+        write_json(run.summary, tmp / "summary.json")
+        return _written(tmp, out)
+
+
+# ------------------------------------------------------------------------------------------ scenarios
+
+
+def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: str | os.PathLike[str], *, basemap: str = "osm",
+                           offline: bool = False, force: bool = False) -> list[Path]:
+    """Write a scenario run: summary, tables (CSV/XLSX), one GeoPackage, maps, the scenario itself.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.scenarios.run_scenario`.
+    scenario
+        The scenario.
+    out
+        Output folder (written atomically), ``<out_root>/<name>/`` for the
+        CLI; its parent is created if missing.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
+
+    Returns
+    -------
+    paths
+        The files written (in `out`): ``<name>.gpkg``, ``tables.xlsx``,
+        ``thresholds.csv``, ``by_tier.csv``, ``by_district.csv``,
+        ``map.html``, ``map.png``, ``scenario.json`` and ``summary.json``.
+    """
+    Path(out).parent.mkdir(exist_ok=True)
+    with output_dir(out, kind="scenario", inputs=scenario_input_files(scenario), force=force) as tmp:
+        write_geopackage(run, tmp / f"{scenario.name}.gpkg")
+        write_tables(run.summary, tmp)
+        maps.save_map(maps.render_coverage_map(run, title=scenario.title, basemap=basemap, offline=offline),
+                      tmp / "map.html")
+        maps.render_static_map(run, str(tmp / "map.png"), title=scenario.title)
+        write_json(scenario.to_dict(), tmp / "scenario.json")
+        write_json(run.summary, tmp / "summary.json")
+        return _written(tmp, out)
+
+
+def write_comparison_outputs(
+    a: CoverageRun,
+    b: CoverageRun,
+    comparison: dict[str, Any],
+    cells: gpd.GeoDataFrame,
+    out: str | os.PathLike[str],
+    *,
+    titles: tuple[str, str],
+    inputs: Iterable[str] = (),
+    keep: Iterable[str | os.PathLike[str]] = (),
+    basemap: str = "osm",
+    offline: bool = False,
+    force: bool = False,
+) -> list[Path]:
+    """Write the differences of two scenario runs, and both runs' maps side by side.
+
+    Parameters
+    ----------
+    a, b
+        Baseline and what-if runs.
+    comparison, cells
+        Result of :func:`planner.scenarios.compare_runs`.
+    out
+        Output folder (written atomically).
+    titles
+        Titles of `a` and `b`.
+    inputs, keep
+        Files `out` must not hold and folders it must not overlap (see
+        :func:`planner.io.check_output_dir`).
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
+
+    Returns
+    -------
+    paths
+        The files written (in `out`): ``compare.json``, ``compare_cells.gpkg``,
+        ``compare_by_district.csv``, ``compare_by_tier.csv``,
+        ``compare_map.html``, ``map_a.html``, ``map_b.html`` and ``side_by_side.html``.
+    """
+    title_a, title_b = titles
+    title = f"{title_a} → {title_b}"
+    with output_dir(out, kind="compare", inputs=inputs, force=force, keep=keep) as tmp:
+        write_json(comparison, tmp / "compare.json")
+        cells.reset_index().to_file(tmp / "compare_cells.gpkg", layer="cells", driver="GPKG")
+        write_csv(pd.DataFrame(comparison["by_district"]), tmp / "compare_by_district.csv")
+        write_csv(pd.DataFrame(comparison["by_tier"]), tmp / "compare_by_tier.csv")
+        maps.save_map(maps.render_compare_map(a, b, cells, comparison, title=title, basemap=basemap, offline=offline),
+                      tmp / "compare_map.html")
+        maps.save_map(maps.render_coverage_map(a, title=title_a, basemap=basemap, offline=offline), tmp / "map_a.html")
+        maps.save_map(maps.render_coverage_map(b, title=title_b, basemap=basemap, offline=offline), tmp / "map_b.html")
+        (tmp / "side_by_side.html").write_text(maps.side_by_side_html(
+            "map_a.html", "map_b.html", title=title, left_label=f"A: {title_a}", right_label=f"B: {title_b}"),
+            encoding="utf-8")
+        return _written(tmp, out)
+
+
+def compare_scenarios(
+    a: Scenario | str | os.PathLike[str],
+    b: Scenario | str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    out_root: str | os.PathLike[str] | None = "outputs",
+    progress: bool = False,
+    basemap: str = "osm",
+    offline: bool = False,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Run two scenarios (cached), write each (unless `out_root` is None) and write their differences.
+
+    Parameters
+    ----------
+    a, b
+        Baseline and what-if (objects or TOML paths).
+    out
+        Folder for ``compare.json``, ``compare_cells.gpkg``, ``compare_*.csv``,
+        ``compare_map.html`` (the differences) and ``side_by_side.html``
+        (both runs' maps); ``<out_root>/compare-<a>-vs-<b>/`` by default.
+    out_root
+        Where the two runs' own outputs and the cache go.
+    progress
+        Show progress bars.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace the output folders even if they hold files planner did not write.
+
+    Returns
+    -------
+    comparison
+        The figures written to ``compare.json``.
+
+    Raises
+    ------
+    OutputFolderError
+        Before anything is loaded, if an output folder cannot receive the
+        outputs, or if the comparison folder overlaps a run's folder or the
+        cache (see :func:`planner.io.check_output_dir`).
+    """
+    sa = a if isinstance(a, Scenario) else load_scenario(a)
+    sb = b if isinstance(b, Scenario) else load_scenario(b)
+    folder = Path(out) if out is not None else Path(out_root or ".") / f"compare-{sa.name}-vs-{sb.name}"
+    root = out_root if out is None else None
+    inputs = [*scenario_input_files(sa), *scenario_input_files(sb)]
+    runs = [] if out_root is None else [Path(out_root) / sa.name, Path(out_root) / sb.name]
+    keep = [*runs, *([] if out_root is None else [Path(out_root) / ".cache"])]
+    check_output_dir(folder, inputs=inputs, force=force, keep=keep, root=root)
+    if out_root is not None:
+        for s in (sa, sb):
+            check_output_dir(Path(out_root) / s.name, inputs=inputs, force=force, keep=[folder], root=out_root,
+                             files=[f"{s.name}.gpkg"])
+    pair, cache = [], CaseCache()  # one cache for both runs: a what-if on the baseline's inputs loads them once
+    for s in (sa, sb):
+        run = run_scenario(s, out_root=out_root, progress=progress, cache=cache)
+        if out_root is not None:
+            write_scenario_outputs(run, s, Path(out_root) / s.name, basemap=basemap, offline=offline, force=force)
+        pair.append(run)
+    ra, rb = pair
+    comp, cells = compare_runs(ra, rb)
+    if root is not None:
+        Path(root).mkdir(exist_ok=True)
+    write_comparison_outputs(ra, rb, comp, cells, folder, titles=(sa.title or sa.name, sb.title or sb.name),
+                             inputs=inputs, keep=keep, basemap=basemap, offline=offline, force=force)
+    return comp

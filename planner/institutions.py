@@ -213,7 +213,8 @@ def load_institutions(
         cap = pd.to_numeric(df[c_col], errors="coerce").to_numpy(dtype=float)
         neg = np.flatnonzero(cap < 0)
         if len(neg):
-            msg = f"{p}: row {neg[0] + 1}, column '{c_col}' (capacity): {cap[neg[0]]} is negative; fix: give beds/staff as a number >= 0"
+            msg = (f"{p}: row {neg[0] + 1}, column '{c_col}' (capacity): {cap[neg[0]]} is negative; "
+                   "fix: give beds/staff as a number >= 0")
             raise InvalidValueError(msg)
     else:
         cap = np.full(len(df), np.nan)

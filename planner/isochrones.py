@@ -80,7 +80,7 @@ def reached_intervals(
 def _pieces(net: CompiledNetwork, seg: np.ndarray, a_end: np.ndarray, b_start: np.ndarray,
             own_lo: np.ndarray, own_hi: np.ndarray) -> list[shapely.Geometry]:
     out: list[shapely.Geometry] = []
-    for s, ae, bs, lo, hi in zip(seg, a_end, b_start, own_lo, own_hi):
+    for s, ae, bs, lo, hi in zip(seg, a_end, b_start, own_lo, own_hi, strict=True):
         ivs = []
         if ae >= 0:
             ivs.append((0.0, min(1.0, ae)))

@@ -38,8 +38,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from . import settings
-from ._errors import EmptyNetworkError, InputFileError, InvalidValueError, MissingColumnError
-from ._validate import check_mode
+from ._errors import EmptyNetworkError, InputFileError, MissingColumnError
+from ._validate import check_limit, check_mode
 from .io import OSM_SUFFIXES, VECTOR_SUFFIXES, check_input, read_vector, suffix_of, write_osm_subset
 
 logger = logging.getLogger(__name__)
@@ -96,9 +96,8 @@ def load_network(
     """
     check_mode(mode)
     p = check_input(path, what="road network", suffixes=OSM_SUFFIXES + VECTOR_SUFFIXES)
-    if speed_kph is not None and not (0 < speed_kph < 200):
-        msg = f"--speed-kph {speed_kph} is outside 0-200 km/h; fix: give a speed such as 4 (walk) or 15 (e-bike)"
-        raise InvalidValueError(msg)
+    if speed_kph is not None:
+        check_limit("speed_kph", speed_kph)
     if suffix_of(p) in OSM_SUFFIXES:
         G = _graph_from_osm(p, mode=mode)
     else:

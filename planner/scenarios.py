@@ -76,13 +76,13 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import __version__, datum, settings
+from . import datum, settings
 from ._errors import InvalidValueError
 from ._toml import TomlSource, name_problem, read_toml
-from ._validate import check_minutes
+from ._validate import check_minutes, check_same_crs
+from ._version import __version__
 from .coverage import assign_districts
 from .institutions import classify_tier
-from .io import check_output_dir, output_dir, write_csv, write_json
 from .network import add_edge_travel_times
 from .pipeline import CaseInputs, CoverageRun, analyse_case, load_case
 
@@ -311,12 +311,15 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
         try:
             an["minutes"] = check_minutes(mins)
         except InvalidValueError:
-            raise ctx.fail("analysis.minutes", f"{mins} is out of range", "use minutes between 0 and 240") from None
-    for key, lo, hi in (("speed_kph", 0.5, 150), ("max_snap_m", 1, 5000), ("cell_size_m", 1, 10_000)):
+            raise ctx.fail("analysis.minutes", f"{mins} is out of range",
+                           f"use minutes {settings.LIMITS['minutes'].text()}") from None
+    for key in ("speed_kph", "max_snap_m", "cell_size_m"):
         if key in raw_an:
             v = _typed(ctx, raw_an, key, (int, float), prefix="analysis.")
-            if not lo <= v <= hi:
-                raise ctx.fail(f"analysis.{key}", f"{v} is outside {lo}-{hi}", f"give a value between {lo} and {hi}")
+            lim = settings.LIMITS[key]
+            if not lim.contains(v):
+                raise ctx.fail(f"analysis.{key}", f"{v} is outside {lim.min:g}-{lim.max:g}",
+                               f"give a value between {lim.min:g} and {lim.max:g} {lim.unit}")
             an[key] = float(v)
     if "isochrones" in raw_an:
         an["isochrones"] = _typed(ctx, raw_an, "isochrones", bool, prefix="analysis.")
@@ -456,9 +459,6 @@ def _list_of_tables(ctx: _Ctx, data: dict[str, Any], key: str) -> list[dict[str,
 
 # ----------------------------------------------------------------------------------------- running
 
-_MEMORY_CACHE: dict[str, CaseInputs] = {}
-
-
 def _file_digest(path: str | None) -> str:
     if path is None:
         return "-"
@@ -484,7 +484,92 @@ def _case_key(s: Scenario) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-def load_scenario_case(scenario: Scenario, *, cache_dir: str | os.PathLike[str] | None = None) -> CaseInputs:
+class CaseCache:
+    """Loaded scenario inputs (before edits), kept in memory; on disk too when given a folder.
+
+    Entries are keyed by the input files' contents and the options that shape
+    the loaded case (see :meth:`key`), so scenarios on the same inputs share
+    one :class:`~planner.pipeline.CaseInputs` and a what-if after its baseline
+    takes seconds. The owner decides how long a cache lives: the CLI keeps one
+    per command and a notebook may keep one for a session, passing it to every
+    :func:`run_scenario`. There is no process-wide cache.
+
+    Examples
+    --------
+    >>> cache = CaseCache()
+    >>> len(cache)
+    0
+    """
+
+    def __init__(self) -> None:
+        self._cases: dict[str, CaseInputs] = {}
+
+    def __len__(self) -> int:
+        return len(self._cases)
+
+    def __contains__(self, scenario: object) -> bool:
+        return isinstance(scenario, Scenario) and self.key(scenario) in self._cases
+
+    @staticmethod
+    def key(scenario: Scenario) -> str:
+        """Return the cache key of a scenario's inputs: a hash of the files' contents and the options."""
+        return _case_key(scenario)
+
+    def discard(self, scenario: Scenario) -> None:
+        """Forget the scenario's inputs held in memory (the disk cache is left as it is)."""
+        self._cases.pop(self.key(scenario), None)
+
+    def clear(self) -> None:
+        """Forget every case held in memory (the disk cache is left as it is)."""
+        self._cases.clear()
+
+    def load(self, scenario: Scenario, *, cache_dir: str | os.PathLike[str] | None = None) -> CaseInputs:
+        """Return a scenario's inputs (before edits): from memory, else from `cache_dir`, else loaded and kept.
+
+        Parameters
+        ----------
+        scenario
+            A validated scenario.
+        cache_dir
+            Folder of the on-disk cache (``case-<key>.pkl`` files); no disk cache when None.
+
+        Returns
+        -------
+        case
+            The loaded inputs; the same object for every scenario with the
+            same input files and options while this cache holds it.
+        """
+        key = self.key(scenario)
+        if key in self._cases:
+            return self._cases[key]
+        path = Path(cache_dir) / f"case-{key}.pkl" if cache_dir is not None else None
+        if path is not None and path.exists():
+            try:
+                with path.open("rb") as f:
+                    case = pickle.load(f)  # noqa: S301 - our own cache file, keyed by content hashes
+                self._cases[key] = case
+                logger.info("loaded cached inputs %s", path.name)
+                if case.options.get("datum_warning"):  # said when the inputs were loaded; say it again for this run
+                    logger.warning("%s", case.options["datum_warning"])
+                return case
+            except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
+                logger.warning("ignoring unreadable cache file %s", path)
+        s = scenario
+        case = load_case(s.inputs.network, s.inputs.institutions, s.inputs.population, boundaries=s.inputs.boundaries,
+                         mode=s.analysis.mode, coords=s.inputs.coords, population_coords=s.inputs.population_coords,
+                         max_snap_m=s.analysis.max_snap_m, cell_size_m=s.analysis.cell_size_m)
+        self._cases[key] = case
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp-{os.getpid()}")
+            with tmp.open("wb") as f:
+                pickle.dump(case, f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, path)
+        return case
+
+
+def load_scenario_case(scenario: Scenario, *, cache_dir: str | os.PathLike[str] | None = None,
+                       cache: CaseCache | None = None) -> CaseInputs:
     """Load a scenario's inputs (before edits), from the cache when possible.
 
     Parameters
@@ -493,40 +578,16 @@ def load_scenario_case(scenario: Scenario, *, cache_dir: str | os.PathLike[str] 
         A validated scenario.
     cache_dir
         Folder of the on-disk cache; no disk cache when None.
+    cache
+        The in-memory cache to read and fill (see :class:`CaseCache`); a new, empty one by default.
 
     Returns
     -------
     case
         The loaded inputs; the same object for every scenario with the same
-        input files and options in this process.
+        input files and options while `cache` holds it.
     """
-    key = _case_key(scenario)
-    if key in _MEMORY_CACHE:
-        return _MEMORY_CACHE[key]
-    path = Path(cache_dir) / f"case-{key}.pkl" if cache_dir is not None else None
-    if path is not None and path.exists():
-        try:
-            with path.open("rb") as f:
-                case = pickle.load(f)  # noqa: S301 - our own cache file, keyed by content hashes
-            _MEMORY_CACHE[key] = case
-            logger.info("loaded cached inputs %s", path.name)
-            if case.options.get("datum_warning"):  # said when the inputs were loaded; say it again for this run
-                logger.warning("%s", case.options["datum_warning"])
-            return case
-        except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
-            logger.warning("ignoring unreadable cache file %s", path)
-    s = scenario
-    case = load_case(s.inputs.network, s.inputs.institutions, s.inputs.population, boundaries=s.inputs.boundaries,
-                     mode=s.analysis.mode, coords=s.inputs.coords, population_coords=s.inputs.population_coords,
-                     max_snap_m=s.analysis.max_snap_m, cell_size_m=s.analysis.cell_size_m)
-    _MEMORY_CACHE[key] = case
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        with tmp.open("wb") as f:
-            pickle.dump(case, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
-    return case
+    return (CaseCache() if cache is None else cache).load(scenario, cache_dir=cache_dir)
 
 
 def apply_institution_edits(case: CaseInputs, edits: Edits, *, source: str | None = None) -> gpd.GeoDataFrame:
@@ -639,7 +700,7 @@ def apply_network_edits(case: CaseInputs, edits: Edits, *, speed_kph: float | No
                 edges = [(u, v, k) for u, v, k in G.edges(keys=True)]
                 geoms = np.array([G.edges[e]["geometry"] for e in edges], dtype=object)
                 hit = shapely.intersects(geoms, poly_m)
-                drop |= {e for e, h in zip(edges, hit) if h}
+                drop |= {e for e, h in zip(edges, hit, strict=True) if h}
         G.remove_edges_from(drop)
         report["closed_edges"] = len(drop)
         logger.info("closed %d directed road edges", len(drop))
@@ -658,47 +719,37 @@ def run_scenario(
     out_root: str | os.PathLike[str] | None = "outputs",
     progress: bool = False,
     use_cache: bool = True,
-    basemap: str = "osm",
-    offline: bool = False,
-    force: bool = False,
+    cache: CaseCache | None = None,
 ) -> CoverageRun:
-    """Run a scenario and (unless `out_root` is None) write everything to ``<out_root>/<name>/``.
+    """Run a scenario; it writes nothing but its cache (see :func:`planner.exports.write_scenario_outputs`).
 
     Parameters
     ----------
     scenario
         A :class:`Scenario` or the path of its TOML file.
     out_root
-        Folder receiving ``<name>/``; nothing is written when None.
+        Folder whose ``.cache/`` holds loaded inputs between runs; no disk
+        cache when None.
     progress
         Show progress bars.
     use_cache
-        Reuse loaded inputs from memory and ``<out_root>/.cache/``.
-    basemap, offline
-        Map options (see :func:`planner.maps.new_map`).
-    force
-        Replace ``<out_root>/<name>/`` even if it holds files planner did not write.
+        Reuse loaded inputs from `cache` and ``<out_root>/.cache/``.
+    cache
+        The in-memory cache of loaded inputs, shared by the runs given the
+        same one (see :class:`CaseCache`); a new, empty one by default.
 
     Returns
     -------
     run
         The coverage run; ``run.summary["scenario"]`` names the scenario and its edits.
-
-    Raises
-    ------
-    OutputFolderError
-        Before anything is loaded, if ``<out_root>/<name>/`` cannot receive
-        the outputs (see :func:`planner.io.check_output_dir`).
     """
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    if out_root is not None:  # a doomed output folder fails now, not after the analysis
-        check_output_dir(Path(out_root) / s.name, inputs=scenario_input_files(s), force=force, root=out_root,
-                         files=[f"{s.name}.gpkg"])
     t0 = time.perf_counter()
     cache_dir = Path(out_root) / ".cache" if (use_cache and out_root is not None) else None
+    cache = CaseCache() if cache is None else cache
     if not use_cache:
-        _MEMORY_CACHE.pop(_case_key(s), None)
-    case = load_scenario_case(s, cache_dir=cache_dir)
+        cache.discard(s)
+    case = cache.load(s, cache_dir=cache_dir)
     inst = apply_institution_edits(case, s.edits, source=s.source)
     G, closed = apply_network_edits(case, s.edits, speed_kph=s.analysis.speed_kph, source=s.source)
     run = analyse_case(case, graph=G, institutions=inst, minutes=s.analysis.minutes, speed_kph=s.analysis.speed_kph,
@@ -706,9 +757,6 @@ def run_scenario(
     run.summary["scenario"] = {"name": s.name, "title": s.title, "source": s.source,
                                "edits": dataclasses.asdict(s.edits), "closed": closed}
     run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
-    if out_root is not None:
-        Path(out_root).mkdir(exist_ok=True)  # its parent exists (checked above)
-        write_scenario_outputs(run, s, Path(out_root) / s.name, basemap=basemap, offline=offline, force=force)
     return run
 
 
@@ -729,41 +777,6 @@ def scenario_input_files(scenario: Scenario) -> list[str]:
     """
     i = scenario.inputs
     return [p for p in (scenario.source, i.network, i.institutions, i.population, i.boundaries) if p]
-
-
-def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: Path, *, basemap: str = "osm",
-                           offline: bool = False, force: bool = False) -> Path:
-    """Write a scenario run: summary, tables (CSV/XLSX), one GeoPackage, maps, the scenario itself.
-
-    Parameters
-    ----------
-    run
-        Result of :func:`run_scenario`.
-    scenario
-        The scenario.
-    out
-        Output folder (written atomically).
-    basemap, offline
-        Map options (see :func:`planner.maps.new_map`).
-    force
-        Replace `out` even if it holds files planner did not write.
-
-    Returns
-    -------
-    out
-        The folder.
-    """
-    from .exports import write_geopackage, write_tables
-    from .maps import render_coverage_map, render_static_map, save_map
-
-    with output_dir(out, kind="scenario", inputs=scenario_input_files(scenario), force=force) as tmp:
-        write_geopackage(run, tmp / f"{scenario.name}.gpkg")
-        write_tables(run.summary, tmp)
-        save_map(render_coverage_map(run, title=scenario.title, basemap=basemap, offline=offline), tmp / "map.html")
-        render_static_map(run, str(tmp / "map.png"), title=scenario.title)
-        write_json(scenario.to_dict(), tmp / "scenario.json")
-        write_json(run.summary, tmp / "summary.json")
-    return out
 
 
 # ----------------------------------------------------------------------------------------- comparing
@@ -790,8 +803,11 @@ def compare_runs(a: CoverageRun, b: CoverageRun) -> tuple[dict[str, Any], gpd.Ge
     ------
     InvalidValueError
         If the runs are not on the same cells.
+    NoCrsError
+        If the two runs' cells are not in the same CRS.
     """
     ca, cb = a.cells, b.cells
+    check_same_crs(ca.crs, cb.crs, what_a="the first run's cells", what_b="the second run's cells")
     if len(ca) != len(cb) or not ca.index.equals(cb.index) or not np.allclose(ca["population"], cb["population"]):
         msg = ("the two scenarios are not on the same demand cells (different population input, cell size or network "
                "extent); fix: compare scenarios that share [inputs] population/network and analysis.cell_size_m")
@@ -838,88 +854,14 @@ def compare_runs(a: CoverageRun, b: CoverageRun) -> tuple[dict[str, Any], gpd.Ge
                      "coverage_pct_b": b.summary["by_tier"][t]["coverage_pct"],
                      "change_pp": round(b.summary["by_tier"][t]["coverage_pct"] - a.summary["by_tier"][t]["coverage_pct"], 2)}
                     for t in settings.TIERS],
-        "institutions_added": [{"facility_id": f, "name": str(b.institutions.at[f, "name"]), "tier": b.institutions.at[f, "tier"]}
+        "institutions_added": [{"facility_id": f, "name": str(b.institutions.at[f, "name"]),
+                                "tier": b.institutions.at[f, "tier"]}
                                for f in sorted(ib - ia)],
-        "institutions_removed": [{"facility_id": f, "name": str(a.institutions.at[f, "name"]), "tier": a.institutions.at[f, "tier"]}
+        "institutions_removed": [{"facility_id": f, "name": str(a.institutions.at[f, "name"]),
+                                  "tier": a.institutions.at[f, "tier"]}
                                  for f in sorted(ia - ib)],
-        "institutions_tier_changed": [{"facility_id": f, "tier_a": a.institutions.at[f, "tier"], "tier_b": b.institutions.at[f, "tier"]}
+        "institutions_tier_changed": [{"facility_id": f, "tier_a": a.institutions.at[f, "tier"],
+                                       "tier_b": b.institutions.at[f, "tier"]}
                                       for f in tier_changed],
     }
     return comp, cells
-
-
-def compare_scenarios(
-    a: Scenario | str | os.PathLike[str],
-    b: Scenario | str | os.PathLike[str],
-    *,
-    out: str | os.PathLike[str] | None = None,
-    out_root: str | os.PathLike[str] | None = "outputs",
-    progress: bool = False,
-    basemap: str = "osm",
-    offline: bool = False,
-    force: bool = False,
-) -> dict[str, Any]:
-    """Run two scenarios (cached) and write their differences.
-
-    Parameters
-    ----------
-    a, b
-        Baseline and what-if (objects or TOML paths).
-    out
-        Folder for ``compare.json``, ``compare_cells.gpkg``, ``compare_*.csv``,
-        ``compare_map.html`` (the differences) and ``side_by_side.html``
-        (both runs' maps); ``<out_root>/compare-<a>-vs-<b>/`` by default.
-    out_root
-        Where the two runs' own outputs and the cache go.
-    progress
-        Show progress bars.
-    basemap, offline
-        Map options (see :func:`planner.maps.new_map`).
-    force
-        Replace the output folders even if they hold files planner did not write.
-
-    Returns
-    -------
-    comparison
-        The figures written to ``compare.json``.
-
-    Raises
-    ------
-    OutputFolderError
-        Before anything is loaded, if an output folder cannot receive the
-        outputs, or if the comparison folder overlaps a run's folder or the
-        cache (see :func:`planner.io.check_output_dir`).
-    """
-    sa = a if isinstance(a, Scenario) else load_scenario(a)
-    sb = b if isinstance(b, Scenario) else load_scenario(b)
-    folder = Path(out) if out is not None else Path(out_root or ".") / f"compare-{sa.name}-vs-{sb.name}"
-    root = out_root if out is None else None
-    inputs = [*scenario_input_files(sa), *scenario_input_files(sb)]
-    runs = [] if out_root is None else [Path(out_root) / sa.name, Path(out_root) / sb.name]
-    keep = [*runs, *([] if out_root is None else [Path(out_root) / ".cache"])]
-    check_output_dir(folder, inputs=inputs, force=force, keep=keep, root=root)
-    if out_root is not None:
-        for s in (sa, sb):
-            check_output_dir(Path(out_root) / s.name, inputs=inputs, force=force, keep=[folder], root=out_root,
-                             files=[f"{s.name}.gpkg"])
-    ra = run_scenario(sa, out_root=out_root, progress=progress, basemap=basemap, offline=offline, force=force)
-    rb = run_scenario(sb, out_root=out_root, progress=progress, basemap=basemap, offline=offline, force=force)
-    comp, cells = compare_runs(ra, rb)
-    from .maps import render_compare_map, render_coverage_map, save_map, side_by_side_html
-
-    title = f"{sa.title or sa.name} → {sb.title or sb.name}"
-    if root is not None:
-        Path(root).mkdir(exist_ok=True)
-    with output_dir(folder, kind="compare", inputs=inputs, force=force, keep=keep) as tmp:
-        write_json(comp, tmp / "compare.json")
-        cells.reset_index().to_file(tmp / "compare_cells.gpkg", layer="cells", driver="GPKG")
-        write_csv(pd.DataFrame(comp["by_district"]), tmp / "compare_by_district.csv")
-        write_csv(pd.DataFrame(comp["by_tier"]), tmp / "compare_by_tier.csv")
-        save_map(render_compare_map(ra, rb, cells, comp, title=title, basemap=basemap, offline=offline),
-                 tmp / "compare_map.html")
-        save_map(render_coverage_map(ra, title=sa.title or sa.name, basemap=basemap, offline=offline), tmp / "map_a.html")
-        save_map(render_coverage_map(rb, title=sb.title or sb.name, basemap=basemap, offline=offline), tmp / "map_b.html")
-        (tmp / "side_by_side.html").write_text(side_by_side_html(
-            "map_a.html", "map_b.html", title=title, left_label=f"A: {sa.title or sa.name}",
-            right_label=f"B: {sb.title or sb.name}"), encoding="utf-8")
-    return comp

@@ -43,9 +43,36 @@ THRESHOLDS_MINUTES : tuple[float, ...]
     15-minute medical service circle (15分钟医疗服务圈).
 ISOCHRONE_BUFFER_M : float
     60 m. Half-width of the band drawn around reached road edges.
+Analysis defaults
+-----------------
+SITING_CELL_SIZE_M : float
+    500 m. Default demand cell of ``planner site`` (keeps the MIP small).
+GRID_CELL_SIZE_M : float
+    1,000 m. Default demand cell of ``planner grid`` (keeps the contiguity
+    MIP small).
+CANDIDATE_SPACING_M : float
+    500 m. Spacing of road-node candidate sites.
+SITING_TIME_LIMIT_S : float
+    300 s. Solver time limit per siting solve.
+GRID_TIME_LIMIT_S : float
+    600 s. Safety-net time limit of the grid assignment; its work bounds end a
+    normal solve first.
+GRID_TOLERANCE : float
+    0.2. Each lead hospital's load stays within ±20 % of its capacity share.
+
+Limits
+------
+LIMITS : dict[str, Limit]
+    The accepted range of every number a user sets, by its keyword name
+    (``speed_kph``, ``max_snap_m``, ``cell_size_m``, ``minutes``, ...), with
+    its unit. The CLI options, scenario files and batch files all check
+    against this one table, through :func:`planner._validate.check_limit`.
 """
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 WALK_SPEED_KPH: float = 4.0  # km/h
 EBIKE_SPEED_KPH: float = 15.0  # km/h
@@ -96,3 +123,75 @@ TIER_LABELS_ZH: dict[str, str] = {
 
 ATTRIBUTION_OSM: str = "© OpenStreetMap contributors (ODbL 1.0)"
 ATTRIBUTION_WORLDPOP: str = "Population: WorldPop (www.worldpop.org), CC BY 4.0"
+
+SITING_CELL_SIZE_M: float = 500.0  # metres
+GRID_CELL_SIZE_M: float = 1000.0  # metres
+CANDIDATE_SPACING_M: float = 500.0  # metres
+SITING_TIME_LIMIT_S: float = 300.0  # seconds per solve
+GRID_TIME_LIMIT_S: float = 600.0  # seconds; a safety net only
+GRID_TOLERANCE: float = 0.2  # relative: ±20 % of the capacity share
+
+
+class Limit(NamedTuple):
+    """The accepted range of one user-settable number.
+
+    Attributes
+    ----------
+    min, max
+        Bounds, inclusive (``max`` may be ``math.inf``).
+    unit
+        Unit of the value, e.g. ``"km/h"``.
+    what
+        What the number sets, for messages.
+    min_exclusive
+        When True the value must be strictly above ``min``.
+    """
+
+    min: float
+    max: float
+    unit: str
+    what: str
+    min_exclusive: bool = False
+
+    def contains(self, value: float) -> bool:
+        """Return True if `value` (a finite number or ``math.inf`` when unbounded) lies in the range.
+
+        >>> LIMITS["speed_kph"].contains(3.2), LIMITS["speed_kph"].contains(0)
+        (True, False)
+        """
+        v = float(value)
+        if math.isnan(v):
+            return False
+        above = v > self.min if self.min_exclusive else v >= self.min
+        return above and v <= self.max
+
+    def text(self) -> str:
+        """Describe the range with its unit.
+
+        >>> LIMITS["max_snap_m"].text(), LIMITS["minutes"].text(), LIMITS["retries"].text()
+        ('1-5,000 m', 'above 0 up to 240 min', '≥ 0')
+        """
+        unit = f" {self.unit}" if self.unit else ""
+        if math.isinf(self.max):
+            return f"{'>' if self.min_exclusive else '≥'} {self.min:,g}{unit}"
+        if self.min_exclusive:
+            return f"above {self.min:,g} up to {self.max:,g}{unit}"
+        return f"{self.min:,g}-{self.max:,g}{unit}"
+
+
+LIMITS: dict[str, Limit] = {
+    "speed_kph": Limit(0.5, 150.0, "km/h", "one speed on every road"),
+    "max_snap_m": Limit(1.0, 5000.0, "m", "largest distance from a point to a road"),
+    "cell_size_m": Limit(1.0, 10_000.0, "m", "demand cell size"),
+    "minutes": Limit(0.0, 240.0, "min", "travel-time threshold", min_exclusive=True),
+    "candidate_spacing_m": Limit(10.0, 50_000.0, "m", "spacing of road-node candidate sites"),
+    "min_spacing_m": Limit(0.0, 50_000.0, "m", "smallest distance of a candidate to an existing site"),
+    "new_sites": Limit(0.0, math.inf, "", "number of new sites"),
+    "target_pct": Limit(0.0, 100.0, "%", "share of the population to cover"),
+    "new_site_capacity": Limit(0.0, math.inf, "persons", "capacity of a candidate site without one"),
+    "time_limit_s": Limit(0.0, 86_400.0, "s", "solver time limit", min_exclusive=True),
+    "tolerance": Limit(0.0, 1.0, "", "load band around each lead's capacity share"),
+    "max_nodes": Limit(0.0, math.inf, "", "branch-and-bound nodes of the MIP"),
+    "workers": Limit(1.0, math.inf, "", "workers of the local dask cluster"),
+    "retries": Limit(0.0, math.inf, "", "retries of a failed batch case"),
+}

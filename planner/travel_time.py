@@ -390,8 +390,8 @@ def snap_points(
     if ok.any():
         frac[ok] = shapely.line_locate_point(net.seg_geom[seg[ok]], geoms[ok], normalized=True)
     return pd.DataFrame(
-        {"segment": seg, "frac": frac, "snap_m": dist, "access_s": np.where(ok, dist / access_speed_mps(access_speed_kph), np.nan),
-         "snapped": ok},
+        {"segment": seg, "frac": frac, "snap_m": dist,
+         "access_s": np.where(ok, dist / access_speed_mps(access_speed_kph), np.nan), "snapped": ok},
         index=geo.index,
     )
 

@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from planner import datasets
-from planner._errors import InvalidValueError, MissingColumnError
+from planner import InvalidValueError, MissingColumnError, datasets
 from planner.accessibility import decay_weights, e2sfca
 from planner.coverage import compute_study_area
 from planner.demand import load_population

@@ -16,8 +16,7 @@ import geopandas as gpd
 import pytest
 from geopandas.testing import assert_geodataframe_equal
 
-from planner import batch, datasets
-from planner._errors import InputFileError, InvalidValueError, PlannerError
+from planner import InputFileError, InvalidValueError, PlannerError, batch, datasets
 from planner.batch import BATCH_SUMMARY, BatchCase, load_batch, run_batch
 
 distributed = pytest.importorskip("distributed")

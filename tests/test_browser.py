@@ -31,7 +31,8 @@ import pytest
 
 from planner import datasets, maps
 from planner.datum import wgs84_to_gcj02
-from planner.pipeline import run_coverage, write_coverage_outputs
+from planner.exports import write_coverage_outputs
+from planner.pipeline import run_coverage
 
 DATA = Path(__file__).parent / "data"
 SCREENSHOTS = Path(__file__).parents[1] / "outputs" / "screenshots"
@@ -97,8 +98,8 @@ def case(tmp_path_factory) -> dict:
     run = run_coverage(datasets.get_path("guanggu_osm"), tmp / "inst.csv", datasets.get_path("wuhan_population"),
                        boundaries=datasets.get_path("wuhan_districts"), with_isochrones=True,
                        population_label="persons aged 20+ (WorldPop)")
-    paths = {"none": write_coverage_outputs(run, tmp / "none", title="光谷 Optics Valley", basemap="none",
-                                            offline=True) / "map.html"}
+    write_coverage_outputs(run, tmp / "none", title="光谷 Optics Valley", basemap="none", offline=True)
+    paths = {"none": tmp / "none" / "map.html"}
     saved = os.environ.get(maps.TIANDITU_KEY_ENV)
     os.environ[maps.TIANDITU_KEY_ENV] = FAKE_TIANDITU_KEY
     try:
@@ -306,7 +307,8 @@ def other_maps(tmp_path_factory) -> dict:
     """The siting and grid maps of small real cases, exported offline on the Amap basemap."""
     import geopandas as gpd
 
-    from planner.pipeline import run_grids, run_siting, write_grid_outputs, write_siting_outputs
+    from planner.exports import write_grid_outputs, write_siting_outputs
+    from planner.pipeline import run_grids, run_siting
 
     tmp = tmp_path_factory.mktemp("other-maps")
     label = "persons aged 20+ (WorldPop)"
@@ -316,10 +318,12 @@ def other_maps(tmp_path_factory) -> dict:
     districts[districts["name"].isin(["江汉区", "硚口区"])].to_file(tmp / "two.gpkg")
     grid = run_grids(datasets.get_path("wuhan_roads"), datasets.get_path("wuhan_institutions"),
                      datasets.get_path("wuhan_population"), boundaries=tmp / "two.gpkg", time_limit_s=10, population_label=label)
+    write_siting_outputs(site, tmp / "site", basemap="amap", offline=True)
+    write_grid_outputs(grid, tmp / "grid", basemap="amap", offline=True)
     return {
-        "siting": (write_siting_outputs(site, tmp / "site", basemap="amap", offline=True) / "map.html", "path.planner-cells",
+        "siting": (tmp / "site" / "map.html", "path.planner-cells",
                    len(site.existing) + len(site.sites)),
-        "grid": (write_grid_outputs(grid, tmp / "grid", basemap="amap", offline=True) / "map.html", "path.planner-grids",
+        "grid": (tmp / "grid" / "map.html", "path.planner-grids",
                  len(grid.leads) + len(grid.members)),
     }
 

@@ -141,7 +141,8 @@ BAD_CASES: dict[str, tuple[Case, list[str]]] = {
         lambda t: (_args(institutions=t / "机构名单.csv"), [], "机构名单.csv"),
         ["file not found", "institutions"]),
     "unknown format .docx": (
-        lambda t: (_args(institutions=_write(t, "institutions.docx", "not a table")), [t / "institutions.docx"], "institutions.docx"),
+        lambda t: (_args(institutions=_write(t, "institutions.docx", "not a table")),
+                   [t / "institutions.docx"], "institutions.docx"),
         ["unknown format '.docx'", ".csv"]),
     "unknown format .kml network": (
         lambda t: (_args(network=_write(t, "roads.kml", "<kml/>")), [t / "roads.kml"], "roads.kml"),
@@ -155,7 +156,8 @@ BAD_CASES: dict[str, tuple[Case, list[str]]] = {
                    [t / "inst.csv"], "inst.csv"),
         ["no latitude column", "latt", "name it 'lat'"]),
     "non-numeric lon in row 3": (
-        lambda t: (_args(institutions=_write(t, "inst.csv", "name,lon,lat\n甲,114.5003,30.4917\n乙,114.5130,30.4811\n丙,东经114.52,30.4895\n")),
+        lambda t: (_args(institutions=_write(t, "inst.csv", "name,lon,lat\n甲,114.5003,30.4917\n乙,114.5130,30.4811\n"
+                                                         "丙,东经114.52,30.4895\n")),
                    [t / "inst.csv"], "inst.csv"),
         ["row 3", "column 'lon'", "东经114.52", "not a number"]),
     "swapped lon/lat": (
@@ -163,7 +165,8 @@ BAD_CASES: dict[str, tuple[Case, list[str]]] = {
                    [t / "inst.csv"], "inst.csv"),
         ["row 1", "swapped", "'lon'", "'lat'"]),
     "institutions far outside the network (Beijing)": (
-        lambda t: (_args(institutions=_write(t, "beijing.csv", "name,lon,lat\n北京协和医院,116.4170,39.9120\n北京大学第一医院,116.3780,39.9340\n")),
+        lambda t: (_args(institutions=_write(t, "beijing.csv", "name,lon,lat\n北京协和医院,116.4170,39.9120\n"
+                                                             "北京大学第一医院,116.3780,39.9340\n")),
                    [t / "beijing.csv", NETWORK], "beijing.csv"),
         ["none of the 2 institutions", "500 m", "network"]),
     "empty network (no highway ways)": (

@@ -56,8 +56,7 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from planner import datasets
-from planner._errors import InvalidValueError
+from planner import InvalidValueError, datasets
 from planner.cli import app
 from planner.institutions import load_institutions
 from planner.network import load_network

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import warnings
 
+# independent implementations from PyPI (test dependencies), imported plainly so a missing one fails
+import coord_convert.transform as cc
+import coordTransform as ct
 import numpy as np
 import pytest
 from pyproj import Geod
@@ -25,10 +28,6 @@ from planner.datum import (
     wgs84_to_bd09,
     wgs84_to_gcj02,
 )
-
-# independent implementations from PyPI (test dependencies), imported plainly so a missing one fails
-import coord_convert.transform as cc  # noqa: E402
-import coordTransform as ct  # noqa: E402
 
 GEOD = Geod(ellps="WGS84")
 
@@ -66,7 +65,7 @@ def _distance_m(lon1, lat1, lon2, lat2) -> np.ndarray:
 
 def _apply_pointwise(func, lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Call a scalar reference implementation point by point."""
-    out = np.array([func(float(x), float(y)) for x, y in zip(lon, lat)], dtype=float)
+    out = np.array([func(float(x), float(y)) for x, y in zip(lon, lat, strict=True)], dtype=float)
     return out[:, 0], out[:, 1]
 
 
@@ -150,7 +149,7 @@ def test_forward_matches_reference(ours, reference) -> None:
     ids=["gcj02", "bd09"],
 )
 def test_one_step_inverse_is_close_but_worse(forward, ours_inverse, one_step_inverse) -> None:
-    """coordTransform's one-step inverse is metres off; ours round-trips to << 1 mm."""
+    """The one-step inverse of coordTransform is metres off; ours round-trips to << 1 mm."""
     lon, lat = _china_points()
     shifted_lon, shifted_lat = forward(lon, lat)
 

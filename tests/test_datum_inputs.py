@@ -198,7 +198,7 @@ def _scenario(tmp_path: Path, files, **inputs: str) -> Path:
 
 
 def test_scenario_population_coords_key(tmp_path, files, baseline):
-    from planner._errors import InvalidValueError
+    from planner import InvalidValueError
 
     s = load_scenario(_scenario(tmp_path, files, coords="gcj02"))
     assert (s.inputs.coords, s.inputs.population_coords) == ("gcj02", "wgs84")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from planner import _errors, _fonts
+from planner import PlannerError, _fonts
 
 TITLE = "宁化县城 15分钟医疗服务圈 (步行 walk)"
 DEJAVU_DIR = "/usr/share/fonts/truetype/dejavu"
@@ -134,5 +134,5 @@ def test_missing_font_package_is_a_planner_error(tmp_path, monkeypatch):
     (tmp_path / "mplfonts" / "__init__.py").write_text("", encoding="utf-8")
     monkeypatch.delitem(sys.modules, "mplfonts", raising=False)
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(_errors.PlannerError, match=r"NotoSansCJKsc-Regular\.otf.*pip install"):
+    with pytest.raises(PlannerError, match=r"NotoSansCJKsc-Regular\.otf.*pip install"):
         _fonts.cjk_font_path()

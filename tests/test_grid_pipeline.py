@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from planner import datasets, travel_time
-from planner._errors import InvalidValueError, PlannerError
+from planner import InvalidValueError, PlannerError, datasets, travel_time
 from planner.cli import app
-from planner.pipeline import run_grids, write_grid_outputs
+from planner.exports import write_grid_outputs
+from planner.pipeline import run_grids
 
 from .test_assignment import _grids_connected
 from .test_maps import _unjson
@@ -80,7 +80,8 @@ def test_grid_run_invariants(grid_run):
 
 
 def test_grid_outputs(grid_run, tmp_path):
-    out = write_grid_outputs(grid_run, tmp_path / "grid", offline=True)
+    out = tmp_path / "grid"
+    write_grid_outputs(grid_run, out, offline=True)
     assert sorted(p.name for p in out.iterdir()) == [".planner-manifest.json", "assignment.csv", "districts.csv", "grids.csv",
                                                     "grids.gpkg", "map.html", "summary.json"]
     assert set(fiona.listlayers(out / "grids.gpkg")) == {"grids", "cells", "nearest_lead_zones", "leads", "members"}
@@ -91,7 +92,8 @@ def test_grid_outputs(grid_run, tmp_path):
     g = pd.read_csv(out / "grids.csv", encoding="utf-8-sig")
     assert "负荷比 load ratio" in g.columns and len(g) == 6
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    assert s["complete"] and {"population", "load_ratio", "mean_travel_time_min", "max_travel_time_min", "members"} <= set(s["leads"][0])
+    assert s["complete"]
+    assert {"population", "load_ratio", "mean_travel_time_min", "max_travel_time_min", "members"} <= set(s["leads"][0])
     html = (out / "map.html").read_text(encoding="utf-8")
     assert "planner-grids" in html and "OpenStreetMap" in html and "WorldPop" in html and "cdn.jsdelivr" not in html
 
@@ -113,7 +115,8 @@ def test_leads_file_with_capacities_and_fixed_district(two_districts, tmp_path):
     for lead in s["leads"]:
         assert lead["within_tolerance"] and 0.4 - 1e-3 <= lead["load_ratio"] <= 1.6 + 1e-3
     # the lead named with markup is drawn as text in the map
-    out = write_grid_outputs(r, tmp_path / "out")
+    out = tmp_path / "out"
+    write_grid_outputs(r, out)
     text = _unjson((out / "map.html").read_text(encoding="utf-8"))
     assert "<script>alert(1)" not in text and "&lt;script&gt;alert(1)" in text
 

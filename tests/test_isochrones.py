@@ -68,7 +68,7 @@ def test_real_isochrones_contain_networkx_reached_nodes(guanggu_walk):
             # built from the network, not a convex hull
             assert poly.area < shapely.convex_hull(poly).area
     # nested and deterministic
-    for fid, grp in iso_m.groupby("facility_id"):
+    for _fid, grp in iso_m.groupby("facility_id"):
         g = grp.sort_values("minutes").geometry.to_numpy()
         assert g[0].area <= g[1].area <= g[2].area
         # polygons are simplified with a 2 m tolerance, so nesting holds to within 2 m

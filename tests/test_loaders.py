@@ -18,8 +18,7 @@ import pytest
 import rasterio
 import shapely
 
-from planner import datasets, datum, network, settings
-from planner._errors import EmptyNetworkError, InputFileError, InvalidValueError, MissingColumnError
+from planner import EmptyNetworkError, InputFileError, InvalidValueError, MissingColumnError, datasets, datum, network, settings
 from planner.demand import load_population
 from planner.institutions import load_institutions
 
@@ -87,7 +86,8 @@ def test_wuhan_institutions_tier_by_name(wuhan_institutions, name, facility_id, 
 
 def _graded_expected() -> pd.DataFrame:
     return pd.DataFrame({
-        "name": ["武汉协和医院", "武汉市第五医院", "关山街社区卫生服务中心", "关山街社区卫生服务站", "黄石结核病防治院", "光谷佳园社区卫生服务中心"],
+        "name": ["武汉协和医院", "武汉市第五医院", "关山街社区卫生服务中心", "关山街社区卫生服务站", "黄石结核病防治院",
+                 "光谷佳园社区卫生服务中心"],
         "tier": ["tertiary", "secondary", "primary", "station", "secondary", "primary"],
         # 无等级 (no grade) and a blank cell fall back to the name rules
         "tier_source": ["column", "column", "column", "name_rule", "default", "name_rule"],
@@ -250,7 +250,7 @@ def test_population_points_aggregate_into_100m_cells(tmp_path):
            (255_150, 3_375_050, 7.0),                                # east neighbour
            (255_050, 3_375_150, 0.0),                                # empty: dropped
            (256_030, 3_376_040, 12.25), (256_070, 3_376_060, 1.0), (256_040, 3_376_075, 2.0)]
-    x, y, pop = (np.array(v) for v in zip(*utm))
+    x, y, pop = (np.array(v) for v in zip(*utm, strict=True))
     pts = gpd.GeoSeries(gpd.points_from_xy(x, y), crs="EPSG:32650").to_crs("EPSG:4326")
     csv = tmp_path / "pop_points.csv"
     pd.DataFrame({"lon": pts.x.round(8), "lat": pts.y.round(8), "人口": pop}).to_csv(csv, index=False)

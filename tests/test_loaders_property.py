@@ -9,7 +9,7 @@ Two properties per loader:
 
 * **any table**: the loader returns a table whose ids are distinct and whose rows are all
   accounted for (kept, or counted in a message), or it raises a
-  :class:`planner._errors.PlannerError` with a one-line message; never another exception;
+  :class:`planner.PlannerError` with a one-line message; never another exception;
 * **a valid table** (real positions, distinct ids) loads, row for row, with the ids, names and
   coordinates it holds.
 """
@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner._errors import PlannerError
+from planner import PlannerError
 from planner.demand import load_population
 from planner.institutions import load_institutions
 

@@ -12,11 +12,11 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from planner import maps
-from planner._errors import InvalidValueError
+from planner import InvalidValueError, maps
 from planner.cli import app
 from planner.datum import wgs84_to_gcj02
-from planner.pipeline import run_coverage, write_coverage_outputs
+from planner.exports import write_coverage_outputs
+from planner.pipeline import run_coverage
 
 from .conftest import toy_points
 
@@ -43,7 +43,8 @@ def test_map_html_fragments(toy_files, tmp_path):
     run = run_coverage(roads, inst, pop, minutes=(5, 10, 15), population_label="persons aged 20+ (WorldPop)")
     assert run.institutions.loc["2", "tier"] == "primary"  # blank tier -> name rule
     assert run.institutions.loc["2", "tier_source"] == "name_rule"
-    out = write_coverage_outputs(run, tmp_path / "out", title="测试 <b>title</b>")
+    out = tmp_path / "out"
+    write_coverage_outputs(run, out, title="测试 <b>title</b>")
     html = (out / "map.html").read_text(encoding="utf-8")
     text = _unjson(html)  # layer data is embedded as HTML-safe JSON (& < > as \u0026 \u003c \u003e)
     assert "<script>alert" not in text and "&lt;script&gt;alert" in text

@@ -11,13 +11,17 @@ import pandas as pd
 import pytest
 
 from planner import datasets, travel_time
-from planner.pipeline import run_coverage, write_coverage_outputs
+from planner.exports import write_coverage_outputs
+from planner.pipeline import run_coverage
 
 
 @pytest.fixture(scope="module")
 def ninghua(tmp_path_factory):
-    """Ninghua county seat: roads and the 翠江社区卫生服务中心 from OSM; demand is a regular grid of
-    hand-made points (100 persons each; no real population data exist for this town)."""
+    """Ninghua county seat: roads and the 翠江社区卫生服务中心 from OSM, with a grid of demand points.
+
+    Demand is a regular grid of hand-made points (100 persons each; no real population data exist
+    for this town).
+    """
     tmp = tmp_path_factory.mktemp("ninghua")
     lon, lat = np.meshgrid(np.arange(116.640, 116.670, 0.002), np.arange(26.255, 26.275, 0.002))
     pd.DataFrame({"lon": lon.ravel(), "lat": lat.ravel(), "population": 100}).to_csv(tmp / "pop.csv", index=False)
@@ -40,8 +44,10 @@ def test_ninghua_institution_from_osm(ninghua):
 
 
 def test_ninghua_times_equal_networkx_with_facility_spliced_in(ninghua):
-    """Cells lying exactly on graph nodes: planner's time = networkx Dijkstra on a copy of the graph in
-    which the institution's snapped point is spliced into its road segment."""
+    """Cells lying exactly on graph nodes: planner's time = networkx Dijkstra on a spliced graph.
+
+    The graph is a copy in which the institution's snapped point is spliced into its road segment.
+    """
     run, _ = ninghua
     G, net = run.graph, run.net
     sf = travel_time.snap_points(net, run.institutions)
@@ -76,8 +82,10 @@ def test_ninghua_outputs(ninghua):
     assert covered == sorted(covered) and 0 < covered[-1] < s["population_total"]
     reached = run.cells["travel_time_min"].to_numpy()
     assert covered[-1] == 100 * int(np.sum(reached <= 15))
-    out = write_coverage_outputs(run, tmp / "out")
+    out = tmp / "out"
+    written = write_coverage_outputs(run, out)
     names = sorted(p.name for p in out.iterdir())
+    assert written == sorted(p for p in out.iterdir() if p.name != ".planner-manifest.json")  # every file it wrote
     assert names == [".planner-manifest.json", "cells.gpkg", "institutions.gpkg", "isochrones.gpkg", "map.html", "map.png",
                      "summary.json"]
     saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))

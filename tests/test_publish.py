@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from planner import datasets, io, maps
-from planner._errors import OutputFolderError
+from planner import OutputFolderError, datasets, io, maps
+from planner import _publish as publishing
 from planner.cli import app
 from planner.io import MANIFEST_NAME, check_output_dir, has_results, lock_output_dir, output_dir
 
@@ -65,7 +65,7 @@ def test_publish_swaps_the_whole_folder_and_lists_its_files(tmp_path):
     assert has_results(out)
 
 
-@pytest.mark.skipif(io._renameat2() is None, reason="renameat2 is Linux-only")
+@pytest.mark.skipif(publishing._renameat2() is None, reason="renameat2 is Linux-only")
 def test_exchange_swaps_two_folders_in_one_step(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -73,13 +73,13 @@ def test_exchange_swaps_two_folders_in_one_step(tmp_path):
     (a / "new.txt").write_text("new")
     (b / "old.txt").write_text("old")
     ino_a, ino_b = a.stat().st_ino, b.stat().st_ino
-    assert io._exchange(a, b) is True
+    assert publishing._exchange(a, b) is True
     assert [p.name for p in b.iterdir()] == ["new.txt"] and [p.name for p in a.iterdir()] == ["old.txt"]
     assert (b.stat().st_ino, a.stat().st_ino) == (ino_a, ino_b)  # the folders themselves moved, not their files
 
 
 def test_publish_without_renameat2_uses_two_renames(tmp_path, monkeypatch):
-    monkeypatch.setattr(io, "_exchange", lambda a, b: False)  # as on macOS, Windows or NFS
+    monkeypatch.setattr(publishing, "_exchange", lambda a, b: False)  # as on macOS, Windows or NFS
     out = tmp_path / "results"
     _publish(out, {"a.txt": "1", "b.txt": "1"})
     _publish(out, {"b.txt": "2"})

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from planner import scenarios
-from planner._errors import InputFileError, InvalidValueError
-from planner.scenarios import compare_runs, load_scenario, run_scenario
+from planner import InputFileError, InvalidValueError
+from planner.exports import write_scenario_outputs
+from planner.scenarios import CaseCache, compare_runs, load_scenario, run_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 BASE = f"""
@@ -35,16 +36,19 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return p
 
 
+CACHE = CaseCache()  # the loaded inputs, shared by this module's runs: each what-if reuses the baseline's
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scen")
     path = write(tmp, "base.toml", BASE)
-    return tmp, path, run_scenario(path, out_root=None)
+    return tmp, path, run_scenario(path, out_root=None, cache=CACHE)
 
 
 def whatif(tmp: Path, name: str, body: str):
     path = write(tmp, f"{name}.toml", f'extends = "base.toml"\nname = "{name}"\n{body}')
-    return run_scenario(path, out_root=None)
+    return run_scenario(path, out_root=None, cache=CACHE)
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -55,7 +59,7 @@ def test_shipped_scenarios_load():
     assert {"wuhan-baseline", "wuhan-new-centres", "wuhan-elderly-walk"} <= names
     s = load_scenario(REPO / "scenarios" / "wuhan_new_centres.toml")
     assert len(s.edits.add_institutions) == 3 and s.inputs.network.endswith("roads.gpkg")
-    with pytest.raises(Exception):  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):  # frozen
         s.name = "x"  # type: ignore[misc]
 
 
@@ -66,8 +70,10 @@ def test_shipped_scenarios_load():
     (BASE.replace("minutes = [5, 10, 15]", 'minutes = "15"').replace("gg-base", "a"), r"'analysis\.minutes' must be a list"),
     (BASE.replace("isochrones = false", "isochrones = 1").replace("gg-base", "a"), r"'analysis\.isochrones' must be bool"),
     (BASE.replace("gg-base", "a") + '[edits]\nremove_institutions = "1"\n', r"must be a list of institution ids"),
-    (BASE.replace("gg-base", "a") + '[[edits.add_institutions]]\nname = "x"\nlon = 114.5\n', r"'edits\.add_institutions\[1\]\.lat' is missing"),
-    (BASE.replace("gg-base", "a") + '[[edits.change_tier]]\nid = "1"\ntier = "huge"\n', r"line \d+: 'edits\.change_tier\[1\]\.tier' 'huge' is not a tier"),
+    (BASE.replace("gg-base", "a") + '[[edits.add_institutions]]\nname = "x"\nlon = 114.5\n',
+     r"'edits\.add_institutions\[1\]\.lat' is missing"),
+    (BASE.replace("gg-base", "a") + '[[edits.change_tier]]\nid = "1"\ntier = "huge"\n',
+     r"line \d+: 'edits\.change_tier\[1\]\.tier' 'huge' is not a tier"),
     (BASE.replace("gg-base", "a") + "[[edits.close_roads]]\n", r"closes nothing"),
     ('name = "a b/c"\n', r"is not usable as a folder name"),
     ('name = ".."\n', r"is not usable as a folder name"),
@@ -190,24 +196,26 @@ def test_closing_roads_never_shortens_trips(base):
 
 def test_runs_are_deterministic_and_cached(base, tmp_path):
     _, path, b = base
-    key = scenarios._case_key(load_scenario(path))
-    assert key in scenarios._MEMORY_CACHE
-    again = run_scenario(path, out_root=None)
+    assert load_scenario(path) in CACHE
+    again = run_scenario(path, out_root=None, cache=CACHE)
     sa = {k: v for k, v in b.summary.items() if k != "runtime_s"}
     sb = {k: v for k, v in again.summary.items() if k != "runtime_s"}
     assert json.dumps(sa, sort_keys=True, default=str) == json.dumps(sb, sort_keys=True, default=str)
     assert again.cells.drop(columns="geometry").equals(b.cells.drop(columns="geometry"))
-    # on-disk cache: a fresh process state (empty memory cache) reads it back
-    scenarios._MEMORY_CACHE.clear()
+    # on-disk cache: a fresh CaseCache (empty memory) reads it back
     out = tmp_path / "out"
-    first = run_scenario(path, out_root=out)
+    first = run_scenario(path, out_root=out, cache=CaseCache())
+    write_scenario_outputs(first, load_scenario(path), out / "gg-base")
     assert list((out / ".cache").glob("case-*.pkl"))
-    scenarios._MEMORY_CACHE.clear()
-    second = run_scenario(path, out_root=out)
+    fresh = CaseCache()
+    second = run_scenario(path, out_root=out, cache=fresh)
+    assert len(fresh) == 1
+    written = write_scenario_outputs(second, load_scenario(path), out / "gg-base")
     assert second.summary["coverage_pct"] == first.summary["coverage_pct"] == b.summary["coverage_pct"]
     files = sorted(p.name for p in (out / "gg-base").iterdir())
     assert files == [".planner-manifest.json", "by_district.csv", "by_tier.csv", "gg-base.gpkg", "map.html", "map.png",
                      "scenario.json", "summary.json", "tables.xlsx", "thresholds.csv"]
+    assert [p.name for p in written] == files[1:]
     import pandas as pd
 
     xl = pd.read_excel(out / "gg-base" / "tables.xlsx", sheet_name=None)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from planner import datasets, travel_time
-from planner._errors import InfeasibleModelError, InvalidValueError
+from planner import InfeasibleModelError, InvalidValueError, datasets, travel_time
 from planner.cli import app
-from planner.pipeline import run_siting, write_siting_outputs
+from planner.exports import write_siting_outputs
+from planner.pipeline import run_siting
 
 from .test_cli import INSTITUTIONS, NETWORK, POPULATION
 
@@ -42,7 +42,8 @@ def test_siting_figures_are_consistent(siting_run):
 
 
 def test_siting_outputs(siting_run, tmp_path):
-    out = write_siting_outputs(siting_run, tmp_path / "site", offline=True)
+    out = tmp_path / "site"
+    write_siting_outputs(siting_run, out, offline=True)
     table = pd.read_csv(out / "sites.csv", encoding="utf-8-sig")
     assert table.columns.tolist()[:7] == ["facility_id", "rank", "name", "lon", "lat", "added_population", "cumulative_pct"]
     assert table["rank"].tolist() == [1, 2, 3]
@@ -62,7 +63,8 @@ def test_upgrade_existing_primary_institutions(tmp_path):
     assert r.summary["sites"] == [] and r.summary["new_sites"] == 0 and r.summary["marginal_curve"] == []
     assert r.summary["zero_gain_reason"] == "no candidate reaches anyone still uncovered within 10 min"
     assert r.summary["coverage_pct_after"] == r.summary["coverage_pct_before"]
-    out = write_siting_outputs(r, tmp_path / "none")
+    out = tmp_path / "none"
+    write_siting_outputs(r, out)
     assert pd.read_csv(out / "sites.csv", encoding="utf-8-sig").empty
     k = run_siting(NETWORK, INSTITUTIONS, POPULATION, require_k=True, **kw)
     assert [(row["facility_id"], row["added_population"], row["adds_population"]) for row in k.summary["sites"]] == [
@@ -107,7 +109,8 @@ def test_capacities(tmp_path):
 def test_cli_site(tmp_path):
     out = tmp_path / "site"
     res = CliRunner().invoke(app, ["site", "--network", str(NETWORK), "--institutions", str(INSTITUTIONS), "--population",
-                                   str(POPULATION), "--new-sites", "2", "--minutes", "10", "--cell-size", "300", "--out", str(out), "-q"])
+                                   str(POPULATION), "--new-sites", "2", "--minutes", "10", "--cell-size", "300",
+                                   "--out", str(out), "-q"])
     assert res.exit_code == 0, res.output
     assert "#1 " in res.output and (out / "sites.csv").exists()
     res = CliRunner().invoke(app, ["site", "--network", str(NETWORK), "--institutions", str(INSTITUTIONS), "--population",
@@ -166,7 +169,8 @@ def test_siting_exact_k_marks_the_sites_adding_nobody(zero_gain_runs, tmp_path):
     curve = s["marginal_curve"]
     assert [row["adds_population"] for row in curve] == [True] * 6 + [False] * 2
     assert [row["added_population"] for row in curve[6:]] == [0.0, 0.0]
-    out = write_siting_outputs(k, tmp_path / "k")
+    out = tmp_path / "k"
+    write_siting_outputs(k, out)
     table = pd.read_csv(out / "sites.csv", encoding="utf-8-sig")
     assert table["adds_population"].tolist() == [True] * 6 + [False] * 2
     assert pd.read_csv(out / "marginal_curve.csv", encoding="utf-8-sig")["adds_population"].tolist() == [True] * 6 + [False] * 2

@@ -89,7 +89,7 @@ def test_toy_times_exact(toy_roads, one_mps):
     assert near["facility_id"].tolist() == ["F1", "F1", "F1", None, "F2"]
     np.testing.assert_allclose(near["travel_time_s"].to_numpy(), [270, 850, 1220, np.nan, 210], atol=0.05)
     limited = travel_time.od_travel_times(net, sc, sf, max_minutes=5)
-    assert sorted(zip(limited["origin_id"], limited["destination_id"])) == [(0, "F1"), (4, "F2")]
+    assert sorted(zip(limited["origin_id"], limited["destination_id"], strict=True)) == [(0, "F1"), (4, "F2")]
 
 
 def test_compile_edges_from_arrays_matches_graph(guanggu_drive):
@@ -97,7 +97,7 @@ def test_compile_edges_from_arrays_matches_graph(guanggu_drive):
     G, net = guanggu_drive
     nodes = list(G.nodes)
     idx = {n: i for i, n in enumerate(nodes)}
-    u, v, tt, ln = zip(*[(idx[a], idx[b], d["travel_time"], d["length"]) for a, b, d in G.edges(data=True)])
+    u, v, tt, ln = zip(*[(idx[a], idx[b], d["travel_time"], d["length"]) for a, b, d in G.edges(data=True)], strict=True)
     net2 = travel_time.compile_edges(np.array(nodes, dtype=object), net.node_xy, np.array(u), np.array(v),
                                      np.array(tt), np.array(ln), crs=net.crs, mode="drive")
     assert (net2.csr != net.csr).nnz == 0

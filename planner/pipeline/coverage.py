@@ -147,7 +147,7 @@ def _snap_institutions(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoData
 
 
 def _district_layer(case: CaseInputs, summary: dict[str, Any]) -> gpd.GeoDataFrame | None:
-    """The case's district polygons joined with their coverage figures, or None without boundaries."""
+    """Return the case's district polygons joined with their coverage figures, or None without boundaries."""
     if case.districts is None:
         return None
     by = pd.DataFrame(summary["by_district"]).set_index("district") if summary["by_district"] else pd.DataFrame()
@@ -159,7 +159,7 @@ def _coverage_report(case: CaseInputs, G: nx.MultiDiGraph, net: CompiledNetwork,
                      summary: dict[str, Any], *,
                      mode: str, speed_kph: float | None, access_kph: float, population_label: str,
                      t0: float) -> dict[str, Any]:
-    """The summary of a coverage run: `summary` with the run's options, study area, network and inputs."""
+    """Return the summary of a coverage run: `summary` with the run's options, study area, network and inputs."""
     n_out = int((inst["snap_status"] == "outside_study_area").sum())
     summary["institutions"]["outside_study_area"] = n_out
     summary["institutions"]["unsnapped_inside_study_area"] = summary["institutions"]["unsnapped"] - n_out

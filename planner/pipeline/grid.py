@@ -79,7 +79,7 @@ class GridRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-GRID_CELL_SIZE_M = 1000.0  # metres; default demand cell for grids (keeps the contiguity MIP small)
+GRID_CELL_SIZE_M = settings.GRID_CELL_SIZE_M  # metres; defined in settings
 LEAD_DUPLICATE_M = 2000.0  # metres; leads of the same name closer than this are one hospital mapped twice
 LEAD_ID_PREFIX = "lead:"  # ids of a --leads file, kept apart from the institutions' ids (both may be row numbers)
 FIXED_LEAD_ALIASES = ("lead", "lead_id", "lead_name", "牵头医院", "牵头单位", "facility_id")
@@ -211,10 +211,10 @@ def run_grids(
     max_snap_m: float | None = None,
     cell_size_m: float = GRID_CELL_SIZE_M,
     capacity_column: str | None = None,
-    tolerance: float = 0.2,
+    tolerance: float = settings.GRID_TOLERANCE,
     fixed: str | os.PathLike[str] | dict[Any, Any] | None = None,
     contiguity: str = "queen",
-    time_limit_s: float = 600.0,
+    time_limit_s: float = settings.GRID_TIME_LIMIT_S,
     method: str = "auto",
     max_nodes: int | None = None,
     accessibility_minutes: float = 30.0,
@@ -348,7 +348,8 @@ def run_grids(
         "institutions_outside_study_area": members_outside,
         "fixed_assignments": len(fixed_map or {}),
         "accessibility": {"method": "E2SFCA (Gaussian decay)", "max_minutes": accessibility_minutes, "basis": access_basis,
-                          "mean_per_1000": round(float(np.average(access, weights=cells["population"])) if total > 0 else 0.0, 4)},
+                          "mean_per_1000": round(float(np.average(access, weights=cells["population"])) if total > 0 else 0.0,
+                                                 4)},
         "by_district": _district_rows(dist_table),
         "inputs": {**{k: case.options.get(k) for k in _INPUT_KEYS},
                    "leads": None if leads is None else str(leads),
@@ -383,7 +384,7 @@ def _check_grid_options(*, contiguity: str, lead_tiers: tuple[str, ...], leads: 
 def _grid_leads(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, *,
                 leads: str | os.PathLike[str] | None, lead_tiers: tuple[str, ...], coords: str,
                 capacity_column: str | None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, str]:
-    """The lead hospitals (from `leads` or the institutions of `lead_tiers`), the other institutions, and the source."""
+    """Return the lead hospitals (from `leads` or the institutions of `lead_tiers`), the other institutions, and the source."""
     if leads is None:
         lead_df = inst[inst["tier"].isin(lead_tiers)]
         return lead_df, inst.drop(index=lead_df.index), f"tiers {', '.join(lead_tiers)} of the institutions"
@@ -399,7 +400,7 @@ def _grid_leads(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, 
 
 def _leads_on_network(case: CaseInputs, net: CompiledNetwork, lead_df: gpd.GeoDataFrame, *,
                       where: str | os.PathLike[str]) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """The leads on the network of the study area, one per hospital; and those left out, with ``reason``."""
+    """Return the leads on the network of the study area, one per hospital; and those left out, with ``reason``."""
     snap_l = snap_points(net, lead_df, max_snap_m=case.max_snap_m)
     shapely.prepare(case.area)
     inside = shapely.contains_xy(case.area, lead_df["lon"].to_numpy(), lead_df["lat"].to_numpy())
@@ -438,11 +439,12 @@ def _assign(od: pd.DataFrame, cells: gpd.GeoDataFrame, leads: gpd.GeoDataFrame, 
 
 def _accessibility(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, snap_cells: pd.DataFrame, *,
                    capacity_column: str | None, max_minutes: float) -> tuple[pd.Series, str]:
-    """E2SFCA index per cell: capacity (or, without capacities, institutions) per 1,000 residents in the catchment."""
+    """Return the E2SFCA index per cell: capacity (or, without capacities, institutions) per 1,000 residents in the catchment."""
     supply = inst.copy()
     snap_inst = snap_points(net, supply, max_snap_m=case.max_snap_m)
     supply = supply[snap_inst["snapped"].to_numpy()]
-    cap_known = pd.to_numeric(supply["capacity"], errors="coerce") if "capacity" in supply else pd.Series(np.nan, index=supply.index)
+    cap_known = pd.to_numeric(supply["capacity"], errors="coerce") if "capacity" in supply else \
+        pd.Series(np.nan, index=supply.index)
     if cap_known.notna().any():
         supply = supply[cap_known.notna().to_numpy()].assign(capacity=cap_known.dropna())
         access_basis = f"capacity ('{capacity_column or 'capacity'}') per 1,000 residents"
@@ -455,7 +457,7 @@ def _accessibility(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFram
 
 def _grid_cells(cells: gpd.GeoDataFrame, result: asg.AssignmentResult, leads: gpd.GeoDataFrame,
                 access: pd.Series) -> gpd.GeoDataFrame:
-    """The cells with their lead, nearest lead, travel times, ``moved`` and accessibility."""
+    """Return the cells with their lead, nearest lead, travel times, ``moved`` and accessibility."""
     names = leads["name"]  # lead ids only: members are another id space
     out_cells = cells.copy()
     out_cells["lead_id"] = result.assignment.reindex(cells.index)
@@ -471,7 +473,7 @@ def _grid_cells(cells: gpd.GeoDataFrame, result: asg.AssignmentResult, leads: gp
 
 def _grid_layers(cells: gpd.GeoDataFrame, result: asg.AssignmentResult, leads: gpd.GeoDataFrame,
                  members: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame, pd.DataFrame | None]:
-    """Grid polygons with their figures, nearest-lead zones, members with their lead, and the district table."""
+    """Return grid polygons with their figures, nearest-lead zones, members with their lead, and the district table."""
     table = asg.grids_summary(result, cells, institutions=members, leads=leads)
     grids = asg.dissolve_grids(cells, result.assignment)[["geometry"]].join(table)
     grids["name"] = leads["name"].reindex(grids.index)
@@ -490,7 +492,7 @@ def _grid_layers(cells: gpd.GeoDataFrame, result: asg.AssignmentResult, leads: g
 
 
 def _solver_figures(s: dict[str, Any]) -> dict[str, Any]:
-    """The solver figures of a grid summary, from :meth:`planner.assignment.AssignmentResult.summary`."""
+    """Return the solver figures of a grid summary, from :meth:`planner.assignment.AssignmentResult.summary`."""
     return {
         "solver_status": s["status"],
         "method": s["method"],
@@ -505,13 +507,13 @@ def _solver_figures(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _range(ratios: pd.Series) -> list[float]:
-    """Smallest and largest load ratio, rounded."""
+    """Return the smallest and largest load ratio, rounded."""
     r = ratios.astype(float)
     return [round(float(r.min()), 3), round(float(r.max()), 3)]
 
 
 def _per_lead(grids: gpd.GeoDataFrame, members: gpd.GeoDataFrame, leads: gpd.GeoDataFrame) -> list[dict[str, Any]]:
-    """One summary row per grid: its lead, load, travel times and members."""
+    """Return one summary row per grid: its lead, load, travel times and members."""
     per_lead = []
     # the lead's id in --institutions: its twin there (leads file), or its own id (leads taken from the institutions)
     twin_of = leads["institution_id"] if "institution_id" in leads else pd.Series(leads.index, index=leads.index)
@@ -539,7 +541,7 @@ def _per_lead(grids: gpd.GeoDataFrame, members: gpd.GeoDataFrame, leads: gpd.Geo
 
 
 def _district_rows(dist_table: pd.DataFrame | None) -> list[dict[str, Any]]:
-    """The district table as summary rows (NaN as None, floats rounded)."""
+    """Return the district table as summary rows (NaN as None, floats rounded)."""
     if dist_table is None:
         return []
     return [{"district": str(d), **{k: (None if isinstance(v, float) and v != v else (round(v, 3) if isinstance(v, float) else v))

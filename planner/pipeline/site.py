@@ -70,7 +70,7 @@ class SitingRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-SITING_CELL_SIZE_M = 500.0  # metres; default demand cell for siting models (keeps the MIP small)
+SITING_CELL_SIZE_M = settings.SITING_CELL_SIZE_M  # metres; defined in settings
 
 
 def run_siting(
@@ -92,14 +92,14 @@ def run_siting(
     max_snap_m: float | None = None,
     cell_size_m: float | None = SITING_CELL_SIZE_M,
     service_tiers: tuple[str, ...] | None = None,
-    candidate_spacing_m: float = 500.0,
+    candidate_spacing_m: float = settings.CANDIDATE_SPACING_M,
     min_spacing_m: float = 0.0,
     candidate_districts: tuple[str, ...] | None = None,
     capacity_column: str | None = None,
     new_site_capacity: float | None = None,
     marginal: bool = True,
     require_k: bool = False,
-    time_limit_s: float = 300.0,
+    time_limit_s: float = settings.SITING_TIME_LIMIT_S,
     population_label: str = "population",
     progress: bool = False,
 ) -> SitingRun:
@@ -183,7 +183,8 @@ def run_siting(
         case, net, inst, existing, snapped=snap_i["snapped"], candidates=candidates, candidates_coords=candidates_coords,
         candidate_spacing_m=candidate_spacing_m, min_spacing_m=min_spacing_m, candidate_districts=candidate_districts)
     if n_sites is not None and n_sites > len(cand):
-        msg = f"--new-sites {n_sites} is more than the {len(cand)} candidate sites; fix: ask for at most {len(cand)} or add candidates"
+        msg = (f"--new-sites {n_sites} is more than the {len(cand)} candidate sites; "
+               f"fix: ask for at most {len(cand)} or add candidates")
         raise InvalidValueError(msg)
 
     snap_cells, od = _siting_travel_times(case, net, existing, cand,
@@ -264,7 +265,7 @@ def _siting_candidates(
     min_spacing_m: float,
     candidate_districts: tuple[str, ...] | None,
 ) -> tuple[gpd.GeoDataFrame, int]:
-    """The candidate sites on the network, filtered, in their own id space; and how many were off the network.
+    """Return the candidate sites on the network, filtered, in their own id space; and how many were off the network.
 
     `snapped` says which of `inst` lie on the network.
     """
@@ -299,7 +300,7 @@ def _siting_candidates(
 
 def _siting_travel_times(case: CaseInputs, net: CompiledNetwork, existing: gpd.GeoDataFrame, cand: gpd.GeoDataFrame, *,
                          max_minutes: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Snapped cells and the OD table from every cell to every existing and candidate site within `max_minutes`."""
+    """Return the snapped cells and the OD table from every cell to every existing and candidate site within `max_minutes`."""
     sites_all = pd.concat([existing[["name", "tier", "geometry"]], cand[["name", "geometry"]].assign(tier="candidate")])
     sites_all = gpd.GeoDataFrame(sites_all, geometry="geometry", crs="EPSG:4326")
     snap_s = snap_points(net, sites_all, max_snap_m=case.max_snap_m)
@@ -309,7 +310,7 @@ def _siting_travel_times(case: CaseInputs, net: CompiledNetwork, existing: gpd.G
 
 def _cells_before_after(case: CaseInputs, od: pd.DataFrame, snap_cells: pd.DataFrame, existing: gpd.GeoDataFrame,
                         chosen: list[Any], *, max_minutes: float) -> gpd.GeoDataFrame:
-    """Per-cell coverage before and after the new sites, from the same OD pairs."""
+    """Return per-cell coverage before and after the new sites, from the same OD pairs."""
     within = od[od["travel_time_s"] <= max_minutes * 60.0]
     before_ids = set(within.loc[within["destination_id"].isin(existing.index), "origin_id"])
     after_ids = before_ids | set(within.loc[within["destination_id"].isin(chosen), "origin_id"])
@@ -317,13 +318,14 @@ def _cells_before_after(case: CaseInputs, od: pd.DataFrame, snap_cells: pd.DataF
     cells["covered_before"] = cells.index.isin(list(before_ids))
     cells["covered_after"] = cells.index.isin(list(after_ids))
     reach = cells.index.isin(list(set(od["origin_id"])))
+    reached = reach | snap_cells["snapped"].to_numpy()
     cells["change"] = np.where(cells["covered_after"] & ~cells["covered_before"], "newly_covered",
-                               np.where(cells["covered_before"], "covered", np.where(reach | snap_cells["snapped"].to_numpy(), "gap", "unreachable")))
+                               np.where(cells["covered_before"], "covered", np.where(reached, "gap", "unreachable")))
     return cells
 
 
 def _ranked_sites(cand: gpd.GeoDataFrame, result: siting.SitingResult) -> gpd.GeoDataFrame:
-    """The chosen candidates with their rank, added population and cumulative coverage."""
+    """Return the chosen candidates with their rank, added population and cumulative coverage."""
     sites = cand.loc[list(result.sites)].copy()
     rank = result.ranking
     sites["rank"] = rank["rank"].to_numpy()
@@ -339,7 +341,7 @@ def _ranked_sites(cand: gpd.GeoDataFrame, result: siting.SitingResult) -> gpd.Ge
 def _siting_figures(result: siting.SitingResult, demand: pd.Series, *, objective: str, max_minutes: float, mode: str,
                     tiers: tuple[str, ...], n_sites: int | None, target_pct: float | None,
                     require_k: bool) -> dict[str, Any]:
-    """The model, solver and coverage figures of a siting summary."""
+    """Return the model, solver and coverage figures of a siting summary."""
     return {
         "model": result.model,
         "objective": objective,
