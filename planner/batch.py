@@ -80,7 +80,7 @@ from ._version import __version__
 from .exports import write_coverage_outputs
 from .io import check_output_dir, lock_output_dir, remove_stale_partials, write_error_log, write_json
 from .maps import BASEMAPS
-from .pipeline import run_coverage
+from .pipeline import Case, run_case
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -90,35 +90,19 @@ logger = logging.getLogger(__name__)
 BATCH_SUMMARY = "batch_summary.json"  # file name of the batch report in the output folder
 
 
-@dataclass(frozen=True)
-class BatchCase:
-    """One coverage case of a batch.
+@dataclass(frozen=True, kw_only=True)
+class BatchCase(Case):
+    """One coverage case of a batch: a :class:`~planner.pipeline.Case` with a name and map options.
+
+    The inputs and analysis settings (``network`` … ``isochrones``) are those
+    of :class:`~planner.pipeline.Case`, checked when the case is built;
+    :func:`load_batch` and :func:`run_batch` make the input paths absolute
+    path strings.
 
     Attributes
     ----------
     name
         Case name, also the name of its output folder.
-    network, institutions, population, boundaries
-        Input files; :func:`load_batch` and :func:`run_batch` make them
-        absolute path strings.
-    coords
-        Datum of the institutions' coordinates: ``wgs84``, ``gcj02`` or ``bd09``.
-    population_coords
-        Datum of a population table's coordinates.
-    mode
-        ``walk``, ``ebike`` or ``drive``.
-    speed_kph
-        One speed on every road in km/h, or None for the mode's speeds.
-    minutes
-        Thresholds in minutes, or None for (5, 10, 15).
-    max_snap_m
-        Largest distance in metres from a point to a road, or None for the default.
-    cell_size_m
-        Demand cell size in metres, or None for the population input's own.
-    population_label
-        What the population counts.
-    isochrones
-        Compute isochrone polygons.
     title
         Map title, or None for the default.
     basemap
@@ -128,22 +112,14 @@ class BatchCase:
     """
 
     name: str
-    network: str | os.PathLike[str]
-    institutions: str | os.PathLike[str]
-    population: str | os.PathLike[str]
-    boundaries: str | os.PathLike[str] | None = None
-    coords: str = "wgs84"
-    population_coords: str = "wgs84"
-    mode: str = "walk"
-    speed_kph: float | None = None
-    minutes: tuple[float, ...] | None = None
-    max_snap_m: float | None = None
-    cell_size_m: float | None = None
-    population_label: str = "population"
-    isochrones: bool = True
     title: str | None = None
     basemap: str = "osm"
     offline: bool = False
+
+    @property
+    def case(self) -> Case:
+        """The inputs and analysis settings alone."""
+        return Case(**{f.name: getattr(self, f.name) for f in fields(Case)})
 
 
 @dataclass(frozen=True)
@@ -261,7 +237,7 @@ class BatchResult:
 
 # ----------------------------------------------------------------------------------------- loading
 
-_CASE_KEYS = tuple(f.name for f in fields(BatchCase))
+_CASE_KEYS = ("name", *(f.name for f in fields(BatchCase) if f.name != "name"))
 _FILE_KEYS = ("network", "institutions", "population", "boundaries")
 _REQUIRED = ("network", "institutions", "population")
 _STR_KEYS = ("coords", "population_coords", "mode", "population_label", "title", "basemap")
@@ -600,11 +576,9 @@ def _checked_cases(cases: Sequence[BatchCase]) -> list[BatchCase]:
         if case.name.casefold() in seen:
             raise fail("the name is used by another case", "give every case its own name")
         seen.add(case.name.casefold())
-        minutes = None if case.minutes is None else tuple(float(m) for m in case.minutes)
         todo.append(replace(case, network=_absolute(case.network), institutions=_absolute(case.institutions),
                             population=_absolute(case.population),
-                            boundaries=None if case.boundaries is None else _absolute(case.boundaries),
-                            minutes=minutes))
+                            boundaries=None if case.boundaries is None else _absolute(case.boundaries)))
     return todo
 
 
@@ -779,11 +753,7 @@ def _case_task(case: BatchCase, out_root: str, log_dir: str,
 def _run_one(case: BatchCase, out: Path, *, force: bool = False) -> dict[str, Any]:
     """Run one case and write its outputs into `out`; return its key figures."""
     t0 = time.perf_counter()
-    run = run_coverage(case.network, case.institutions, case.population, boundaries=case.boundaries,
-                       mode=case.mode, speed_kph=case.speed_kph, minutes=case.minutes, coords=case.coords,
-                       population_coords=case.population_coords,
-                       max_snap_m=case.max_snap_m, cell_size_m=case.cell_size_m,
-                       population_label=case.population_label, with_isochrones=case.isochrones, progress=False)
+    run = run_case(case.case, progress=False)
     write_coverage_outputs(run, out, title=case.title, basemap=case.basemap, offline=case.offline, force=force)
     s = run.summary
     return {

@@ -235,17 +235,15 @@ def coverage(
     _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
     from .exports import write_coverage_outputs
     from .maps import get_basemap
-    from .pipeline import run_coverage
+    from .pipeline import Case, run_case
 
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries], force=force):
         get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
-        run = run_coverage(
-            network, institutions, population,
-            boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
-            minutes=tuple(minutes) if minutes else None, coords=coords.value, population_coords=population_coords.value,
-            max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
-            with_isochrones=isochrones, progress=not quiet,
-        )
+        case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries,
+                    mode=mode.value, speed_kph=speed_kph, minutes=tuple(minutes) if minutes else None,
+                    coords=coords.value, population_coords=population_coords.value, max_snap_m=max_snap_m,
+                    cell_size_m=cell_size_m, population_label=population_label, isochrones=isochrones)
+        run = run_case(case, progress=not quiet)
         write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
     _echo(

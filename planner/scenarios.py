@@ -84,7 +84,8 @@ from ._version import __version__
 from .coverage import assign_districts
 from .institutions import classify_tier
 from .network import add_edge_travel_times
-from .pipeline import CaseInputs, CoverageRun, analyse_case, load_case
+from .pipeline import Case, CaseInputs, CoverageRun, analyse_case
+from .pipeline.case import ANALYSIS_FIELDS, INPUT_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -135,67 +136,91 @@ class Edits:
         return not (self.add_institutions or self.remove_institutions or self.change_tier or self.close_roads)
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """Input files (absolute paths) and their options."""
+class CaseView:
+    """A read-only view of one half of a scenario's :class:`~planner.pipeline.Case`: ``inputs`` or ``analysis``.
 
-    network: str
-    institutions: str
-    population: str
-    boundaries: str | None = None
-    coords: str = "wgs84"
-    population_coords: str = "wgs84"
-    population_label: str = "population"
+    ``scenario.inputs.network`` reads ``scenario.case.network``; to change a
+    setting, replace the case: ``dataclasses.replace(s, case=dataclasses.replace(s.case, isochrones=False))``.
+    """
 
+    __slots__ = ("_case", "_names")
 
-@dataclass(frozen=True)
-class Analysis:
-    """Analysis settings."""
+    def __init__(self, case: Case, names: tuple[str, ...]) -> None:
+        object.__setattr__(self, "_case", case)
+        object.__setattr__(self, "_names", names)
 
-    mode: str = "walk"
-    minutes: tuple[float, ...] = settings.THRESHOLDS_MINUTES
-    speed_kph: float | None = None
-    max_snap_m: float = settings.MAX_SNAP_M
-    cell_size_m: float | None = None
-    isochrones: bool = True
+    def __getattr__(self, name: str) -> Any:
+        if name in self._names:
+            return getattr(self._case, name)
+        raise AttributeError(name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        msg = f"scenario settings are read-only; replace the scenario's case to change '{name}'"
+        raise AttributeError(msg)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CaseView) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.to_dict().items()))
+
+    def __repr__(self) -> str:
+        return f"CaseView({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the settings of this half, in field order."""
+        return {k: getattr(self._case, k) for k in self._names}
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A validated scenario, shared by the CLI and the notebooks.
+    """A validated scenario, shared by the CLI and the notebooks: a :class:`~planner.pipeline.Case` plus edits.
 
     Attributes
     ----------
     name
         Folder name of its outputs.
+    case
+        What to read and how to analyse it.
+    edits
+        What to change.
     title
         Title for maps and reports.
     description
         Free text.
     source
         The TOML file it was read from (None when built in code).
-    inputs, analysis, edits
-        What to read, how to analyse it, and what to change.
     """
 
     name: str
-    inputs: Inputs
-    analysis: Analysis = field(default_factory=Analysis)
+    case: Case
     edits: Edits = field(default_factory=Edits)
     title: str | None = None
     description: str = ""
     source: str | None = None
 
+    @property
+    def inputs(self) -> CaseView:
+        """The case's input files and their options (a read-only view of :attr:`case`)."""
+        return CaseView(self.case, INPUT_FIELDS)
+
+    @property
+    def analysis(self) -> CaseView:
+        """The case's analysis settings (a read-only view of :attr:`case`)."""
+        return CaseView(self.case, ANALYSIS_FIELDS)
+
     def to_dict(self) -> dict[str, Any]:
         """Return the scenario as plain data (for ``scenario.json``)."""
-        return dataclasses.asdict(self)
+        return {"name": self.name, "inputs": self.inputs.to_dict(), "analysis": self.analysis.to_dict(),
+                "edits": dataclasses.asdict(self.edits), "title": self.title, "description": self.description,
+                "source": self.source}
 
 
 # ----------------------------------------------------------------------------------------- loading
 
 _TOP = {"name", "title", "description", "extends", "inputs", "analysis", "edits"}
-_INPUTS = {f.name for f in dataclasses.fields(Inputs)}
-_ANALYSIS = {f.name for f in dataclasses.fields(Analysis)}
+_INPUTS = set(INPUT_FIELDS)
+_ANALYSIS = set(ANALYSIS_FIELDS)
 _EDITS = {f.name for f in dataclasses.fields(Edits)}
 _ADD = {f.name for f in dataclasses.fields(AddInstitution)}
 _TIER = {f.name for f in dataclasses.fields(ChangeTier)}
@@ -273,8 +298,7 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
 
     raw_in = _table(ctx, data, "inputs")
     _unknown(ctx, raw_in, _INPUTS, "inputs.")
-    base_in = dataclasses.asdict(parent.inputs) if parent else {}
-    inputs: dict[str, Any] = dict(base_in)
+    inputs: dict[str, Any] = parent.inputs.to_dict() if parent else {}
     for key in ("network", "institutions", "population", "boundaries"):
         if key in raw_in:
             value = _typed(ctx, raw_in, key, str, prefix="inputs.")
@@ -298,7 +322,7 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
 
     raw_an = _table(ctx, data, "analysis")
     _unknown(ctx, raw_an, _ANALYSIS, "analysis.")
-    an: dict[str, Any] = dataclasses.asdict(parent.analysis) if parent else {}
+    an: dict[str, Any] = parent.analysis.to_dict() if parent else {}
     if "mode" in raw_an:
         mode = _typed(ctx, raw_an, "mode", str, prefix="analysis.")
         if mode not in settings.MODES:
@@ -334,14 +358,12 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
             change_tier=parent.edits.change_tier + edits.change_tier,
             close_roads=parent.edits.close_roads + edits.close_roads,
         )
-    an["minutes"] = tuple(float(m) for m in an.get("minutes", settings.THRESHOLDS_MINUTES))
     return Scenario(
         name=name,
         title=_typed(ctx, data, "title", str) if "title" in data else (parent.title if parent else None),
         description=_typed(ctx, data, "description", str) if "description" in data else "",
         source=str(path),
-        inputs=Inputs(**inputs),
-        analysis=Analysis(**an),
+        case=Case(**inputs, **an),
         edits=edits,
     )
 
@@ -472,11 +494,12 @@ def _file_digest(path: str | None) -> str:
 
 
 def _case_key(s: Scenario) -> str:
+    c = s.case
     parts = {
         "v": _CACHE_VERSION, "planner": __version__,
-        "files": [_file_digest(getattr(s.inputs, k)) for k in ("network", "institutions", "population", "boundaries")],
-        "coords": s.inputs.coords, "population_coords": s.inputs.population_coords, "mode": s.analysis.mode,
-        "max_snap_m": s.analysis.max_snap_m, "cell_size_m": s.analysis.cell_size_m,
+        "files": [_file_digest(getattr(c, k)) for k in ("network", "institutions", "population", "boundaries")],
+        "coords": c.coords, "population_coords": c.population_coords, "mode": c.mode,
+        "max_snap_m": c.max_snap_m, "cell_size_m": c.cell_size_m,
         "settings": [settings.WALK_SPEED_KPH, settings.EBIKE_SPEED_KPH, sorted(settings.DRIVE_SPEEDS_KPH.items()),
                      settings.DRIVE_DEFAULT_SPEED_KPH, settings.SNAP_TOLERANCE_M,
                      {k: sorted(v) for k, v in settings.EXCLUDED_HIGHWAYS.items()}],
@@ -554,10 +577,8 @@ class CaseCache:
                 return case
             except Exception:  # noqa: BLE001 - a stale or broken cache is rebuilt
                 logger.warning("ignoring unreadable cache file %s", path)
-        s = scenario
-        case = load_case(s.inputs.network, s.inputs.institutions, s.inputs.population, boundaries=s.inputs.boundaries,
-                         mode=s.analysis.mode, coords=s.inputs.coords, population_coords=s.inputs.population_coords,
-                         max_snap_m=s.analysis.max_snap_m, cell_size_m=s.analysis.cell_size_m)
+        # the network is loaded with the mode's own speeds: a speed override is an edit (see apply_network_edits)
+        case = dataclasses.replace(scenario.case, speed_kph=None).load()
         self._cases[key] = case
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -751,9 +772,10 @@ def run_scenario(
         cache.discard(s)
     case = cache.load(s, cache_dir=cache_dir)
     inst = apply_institution_edits(case, s.edits, source=s.source)
-    G, closed = apply_network_edits(case, s.edits, speed_kph=s.analysis.speed_kph, source=s.source)
-    run = analyse_case(case, graph=G, institutions=inst, minutes=s.analysis.minutes, speed_kph=s.analysis.speed_kph,
-                       population_label=s.inputs.population_label, with_isochrones=s.analysis.isochrones, progress=progress)
+    c = s.case
+    G, closed = apply_network_edits(case, s.edits, speed_kph=c.speed_kph, source=s.source)
+    run = analyse_case(case, graph=G, institutions=inst, minutes=c.minutes, speed_kph=c.speed_kph,
+                       population_label=c.population_label, with_isochrones=c.isochrones, progress=progress)
     run.summary["scenario"] = {"name": s.name, "title": s.title, "source": s.source,
                                "edits": dataclasses.asdict(s.edits), "closed": closed}
     run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
@@ -775,8 +797,8 @@ def scenario_input_files(scenario: Scenario) -> list[str]:
     paths
         Absolute paths.
     """
-    i = scenario.inputs
-    return [p for p in (scenario.source, i.network, i.institutions, i.population, i.boundaries) if p]
+    c = scenario.case
+    return [str(p) for p in (scenario.source, c.network, c.institutions, c.population, c.boundaries) if p]
 
 
 # ----------------------------------------------------------------------------------------- comparing

@@ -1,9 +1,10 @@
 """The pipelines: read a case, compute, return a frozen run. They never write files.
 
-* :mod:`~planner.pipeline.case` - :func:`load_case` reads and checks the
+* :mod:`~planner.pipeline.case` - :class:`Case` (inputs + analysis settings,
+  the one case schema); :func:`load_case` reads and checks the
   inputs into a :class:`CaseInputs` (and :func:`load_boundaries`,
   :func:`check_datum`);
-* :mod:`~planner.pipeline.coverage` - :func:`run_coverage` (and
+* :mod:`~planner.pipeline.coverage` - :func:`run_coverage` / :func:`run_case` (and
   :func:`analyse_case` for a loaded, possibly edited case) returns a
   :class:`CoverageRun`;
 * :mod:`~planner.pipeline.site` - :func:`run_siting` returns a :class:`SitingRun`;
@@ -19,12 +20,13 @@ True
 
 from __future__ import annotations
 
-from .case import CaseInputs, check_datum, load_boundaries, load_case
-from .coverage import CoverageRun, analyse_case, run_coverage
+from .case import Case, CaseInputs, check_datum, load_boundaries, load_case
+from .coverage import CoverageRun, analyse_case, run_case, run_coverage
 from .grid import GridRun, load_fixed_assignments, run_grids
 from .site import SitingRun, run_siting
 
 __all__ = [
+    "Case",
     "CaseInputs",
     "CoverageRun",
     "GridRun",
@@ -34,6 +36,7 @@ __all__ = [
     "load_boundaries",
     "load_case",
     "load_fixed_assignments",
+    "run_case",
     "run_coverage",
     "run_grids",
     "run_siting",

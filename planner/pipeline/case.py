@@ -1,6 +1,9 @@
-"""A case: the loaded, validated inputs every pipeline starts from.
+"""A case: what to analyse (a :class:`Case`) and its loaded, validated inputs.
 
-:func:`load_case` reads a road network, institutions and population (and
+:class:`Case` is the one case schema: input files plus analysis settings,
+checked against :data:`planner.settings.LIMITS` when it is built. The CLI
+builds one from its options, a scenario file is a ``Case`` plus edits, and a
+batch row is a ``Case`` with a name. :func:`load_case` reads a road network, institutions and population (and
 optionally district boundaries) into a frozen :class:`CaseInputs`; the
 coverage, siting and grid pipelines all start from it. The helpers here are
 shared by those pipelines.
@@ -24,7 +27,7 @@ import shapely
 
 from .. import datum, settings
 from .._errors import InvalidValueError
-from .._validate import check_limit, check_mode, find_column
+from .._validate import check_limit, check_minutes, check_mode, find_column
 from ..coverage import assign_districts, compute_study_area
 from ..demand import load_population, population_by_zone
 from ..institutions import load_institutions
@@ -44,6 +47,88 @@ logger = logging.getLogger(__name__)
 
 DISTRICT_NAME_ALIASES = ("name", "名称", "district", "区县", "name_zh", "locname", "NAME")
 _INPUT_KEYS = ("network", "institutions", "population", "boundaries", "coords", "population_coords")  # summary "inputs"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One coverage case: its input files and analysis settings, validated when built.
+
+    Defaults come from :mod:`planner.settings` when the case is built:
+    `minutes` None becomes ``settings.THRESHOLDS_MINUTES`` and `max_snap_m`
+    None ``settings.MAX_SNAP_M``. Numbers are checked against
+    ``settings.LIMITS``; files are checked when the case is loaded.
+
+    Attributes
+    ----------
+    network, institutions, population, boundaries
+        Input files (see :func:`planner.pipeline.run_coverage`); `boundaries` is optional.
+    coords, population_coords
+        Datum of the institutions' and of a population table's coordinates.
+    mode
+        ``walk``, ``ebike`` or ``drive``.
+    speed_kph
+        One speed on every road in km/h, or None for the mode's speeds.
+    minutes
+        Thresholds in minutes, sorted.
+    max_snap_m
+        Largest distance in metres from a point to a road.
+    cell_size_m
+        Demand cell size in metres, or None for the population input's own.
+    population_label
+        What the population counts, shown with totals.
+    isochrones
+        Compute isochrone polygons.
+
+    Examples
+    --------
+    >>> c = Case(network="roads.osm", institutions="inst.csv", population="pop.tif", minutes=(15, 5))
+    >>> c.minutes, c.max_snap_m, c.mode
+    ((5.0, 15.0), 500.0, 'walk')
+    >>> import dataclasses
+    >>> sorted(INPUT_FIELDS + ANALYSIS_FIELDS) == sorted(f.name for f in dataclasses.fields(Case))  # the two halves
+    True
+    >>> Case(network="roads.osm", institutions="inst.csv", population="pop.tif", speed_kph=900)
+    Traceback (most recent call last):
+    ...
+    planner._errors.InvalidValueError: speed_kph 900 km/h (one speed on every road) is outside 0.5-150 km/h; \
+fix: give a value between 0.5 and 150 km/h
+    """
+
+    network: str | os.PathLike[str]
+    institutions: str | os.PathLike[str]
+    population: str | os.PathLike[str]
+    boundaries: str | os.PathLike[str] | None = None
+    coords: str = "wgs84"
+    population_coords: str = "wgs84"
+    mode: str = "walk"
+    speed_kph: float | None = None
+    minutes: tuple[float, ...] | None = None
+    max_snap_m: float | None = None
+    cell_size_m: float | None = None
+    population_label: str = "population"
+    isochrones: bool = True
+
+    def __post_init__(self) -> None:
+        check_mode(self.mode)
+        set_ = object.__setattr__
+        set_(self, "minutes", check_minutes(settings.THRESHOLDS_MINUTES if self.minutes is None else self.minutes))
+        set_(self, "max_snap_m", check_limit("max_snap_m", settings.MAX_SNAP_M if self.max_snap_m is None
+                                             else self.max_snap_m))
+        for name in ("speed_kph", "cell_size_m"):
+            if getattr(self, name) is not None:
+                set_(self, name, check_limit(name, getattr(self, name)))
+
+    def load(self) -> CaseInputs:
+        """Load and check the case's inputs (see :func:`load_case`)."""
+        return load_case(self.network, self.institutions, self.population, boundaries=self.boundaries, mode=self.mode,
+                         speed_kph=self.speed_kph, coords=self.coords, population_coords=self.population_coords,
+                         max_snap_m=self.max_snap_m, cell_size_m=self.cell_size_m)
+
+
+# the two halves of a Case, as a scenario file's [inputs] and [analysis] tables
+INPUT_FIELDS = ("network", "institutions", "population", "boundaries", "coords", "population_coords",
+                "population_label")
+ANALYSIS_FIELDS = ("mode", "minutes", "speed_kph", "max_snap_m", "cell_size_m", "isochrones")
 
 
 def load_boundaries(path: str | os.PathLike[str], *, name_column: str | None = None) -> gpd.GeoDataFrame:

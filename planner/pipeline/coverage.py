@@ -1,7 +1,8 @@
 """The coverage pipeline: who reaches an institution within each threshold.
 
-:func:`run_coverage` is what ``planner coverage`` and the notebooks call. It
-returns a frozen :class:`CoverageRun` holding every intermediate result;
+:func:`run_coverage` (keyword options) and :func:`run_case` (a built
+:class:`~planner.pipeline.Case`) are what ``planner coverage``, batch and the notebooks call. They
+return a frozen :class:`CoverageRun` holding every intermediate result;
 :func:`planner.exports.write_coverage_outputs` writes it. :func:`analyse_case`
 computes coverage for a loaded (and possibly edited) case, as scenarios do.
 """
@@ -28,7 +29,7 @@ from ..coverage import coverage_by_cell, coverage_summary
 from ..isochrones import compute_isochrones
 from ..network import network_stats
 from ..travel_time import CompiledNetwork, compile_network, snap_points
-from .case import _INPUT_KEYS, CaseInputs, _empty_isochrones, load_case
+from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones
 
 logger = logging.getLogger(__name__)
 
@@ -253,12 +254,37 @@ def run_coverage(
     PlannerError
         For any unusable input, with the file and the fix.
     """
+    case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
+                speed_kph=speed_kph, minutes=minutes, coords=coords, population_coords=population_coords,
+                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
+                isochrones=with_isochrones)
+    return run_case(case, progress=progress)
+
+
+def run_case(case: Case, *, progress: bool = False) -> CoverageRun:
+    """Run the coverage analysis of a :class:`~planner.pipeline.Case`: load its inputs, then compute.
+
+    Parameters
+    ----------
+    case
+        What to analyse.
+    progress
+        Show progress bars.
+
+    Returns
+    -------
+    run
+        The results; ``run.summary`` holds the report figures.
+
+    Raises
+    ------
+    PlannerError
+        For any unusable input, with the file and the fix.
+    """
     t0 = time.perf_counter()
-    mins = check_minutes(settings.THRESHOLDS_MINUTES if minutes is None else minutes)
-    case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
-                     coords=coords, population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
-    run = analyse_case(case, minutes=mins, population_label=population_label, with_isochrones=with_isochrones,
-                       progress=progress)
+    loaded = case.load()
+    run = analyse_case(loaded, minutes=case.minutes, population_label=case.population_label,
+                       with_isochrones=case.isochrones, progress=progress)
     run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
     return run
 
