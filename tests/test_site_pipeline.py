@@ -177,6 +177,8 @@ def test_siting_exact_k_marks_the_sites_adding_nobody(zero_gain_runs, tmp_path):
     saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert saved["zero_gain_reason"] == "no candidate reaches anyone still uncovered within 10 min"
     assert [row["adds_population"] for row in saved["sites"]] == [True] * 6 + [False] * 2
+    page = (out / "map.html").read_text(encoding="utf-8")
+    assert page.count("adds nobody") == 2  # the map marks the same two sites
 
 
 def test_cli_site_says_why_it_stopped(tmp_path):

@@ -267,7 +267,8 @@ def render_siting_map(run: SitingRun, *, title: str | None = None, basemap: str 
     add_institutions(m, run.existing, name_prefix="现有 existing: ")
     if len(run.sites):
         proposed = run.sites.copy()
-        proposed["name"] = [f"#{int(r['rank'])} {r['name']} (+{r['added_population']:,.0f} 人 persons)"
+        proposed["name"] = [f"#{int(r['rank'])} {r['name']} (+{r['added_population']:,.0f} 人 persons"
+                            + ("" if r.get("adds_population", True) else "; 无新增覆盖 adds nobody") + ")"
                             for _, r in proposed.iterrows()]
         add_institutions(m, proposed, name_prefix="拟建 proposed: ")
     add_layer_control(m)
