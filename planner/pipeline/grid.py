@@ -79,7 +79,6 @@ class GridRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-GRID_CELL_SIZE_M = settings.GRID_CELL_SIZE_M  # metres; defined in settings
 LEAD_DUPLICATE_M = 2000.0  # metres; leads of the same name closer than this are one hospital mapped twice
 LEAD_ID_PREFIX = "lead:"  # ids of a --leads file, kept apart from the institutions' ids (both may be row numbers)
 FIXED_LEAD_ALIASES = ("lead", "lead_id", "lead_name", "牵头医院", "牵头单位", "facility_id")
@@ -209,7 +208,7 @@ def run_grids(
     coords: str = "wgs84",
     population_coords: str = "wgs84",
     max_snap_m: float | None = None,
-    cell_size_m: float = GRID_CELL_SIZE_M,
+    cell_size_m: float = settings.GRID_CELL_SIZE_M,
     capacity_column: str | None = None,
     tolerance: float = settings.GRID_TOLERANCE,
     fixed: str | os.PathLike[str] | dict[Any, Any] | None = None,

@@ -70,9 +70,6 @@ class SitingRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-SITING_CELL_SIZE_M = settings.SITING_CELL_SIZE_M  # metres; defined in settings
-
-
 def run_siting(
     network: str | os.PathLike[str],
     institutions: str | os.PathLike[str],
@@ -90,7 +87,7 @@ def run_siting(
     population_coords: str = "wgs84",
     candidates_coords: str = "wgs84",
     max_snap_m: float | None = None,
-    cell_size_m: float | None = SITING_CELL_SIZE_M,
+    cell_size_m: float | None = settings.SITING_CELL_SIZE_M,
     service_tiers: tuple[str, ...] | None = None,
     candidate_spacing_m: float = settings.CANDIDATE_SPACING_M,
     min_spacing_m: float = 0.0,
