@@ -194,3 +194,16 @@ def test_cli_site_says_why_it_stopped(tmp_path):
     assert res.exit_code == 0, res.output
     assert res.output.count("(adds nobody)") == 2 and ": 8 new sites;" in res.output
     assert "2 of the 8 sites add nobody (marked): no candidate reaches anyone still uncovered within 10 min" in res.output
+
+
+def test_one_case_feeds_siting_like_the_keyword_form(siting_run):
+    """site_case(Case) is run_siting: the same sites and figures from the same case."""
+    from planner.pipeline import Case, site_case
+
+    case = Case(network=NETWORK, institutions=INSTITUTIONS, population=POPULATION, minutes=(10,), cell_size_m=300,
+                boundaries=datasets.get_path("wuhan_districts"))
+    r = site_case(case, n_sites=3, candidate_spacing_m=400)
+    drop = {"runtime_s", "solve_s", "build_s"}  # timings
+    assert {k: v for k, v in r.summary.items() if k not in drop} == \
+        {k: v for k, v in siting_run.summary.items() if k not in drop}
+    assert r.summary["max_minutes"] == 10.0 and len(r.sites) == 3

@@ -7,8 +7,12 @@
 * :mod:`~planner.pipeline.coverage` - :func:`run_coverage` / :func:`run_case` (and
   :func:`analyse_case` for a loaded, possibly edited case) returns a
   :class:`CoverageRun`;
-* :mod:`~planner.pipeline.site` - :func:`run_siting` returns a :class:`SitingRun`;
-* :mod:`~planner.pipeline.grid` - :func:`run_grids` returns a :class:`GridRun`.
+* :mod:`~planner.pipeline.site` - :func:`run_siting` / :func:`site_case` returns a :class:`SitingRun`;
+* :mod:`~planner.pipeline.grid` - :func:`run_grids` / :func:`grid_case` returns a :class:`GridRun`.
+
+``run_coverage``, ``run_siting`` and ``run_grids`` take files as keywords and
+build a :class:`Case` from them; ``run_case``, ``site_case`` and ``grid_case``
+take the :class:`Case` itself, so one case can feed all three analyses.
 
 Writing a run is :mod:`planner.exports`' job (``write_coverage_outputs``,
 ``write_siting_outputs``, ``write_grid_outputs``).
@@ -22,8 +26,8 @@ from __future__ import annotations
 
 from .case import Case, CaseInputs, check_datum, load_boundaries, load_case
 from .coverage import CoverageRun, analyse_case, run_case, run_coverage
-from .grid import GridRun, load_fixed_assignments, run_grids
-from .site import SitingRun, run_siting
+from .grid import GridRun, grid_case, load_fixed_assignments, run_grids
+from .site import SitingRun, run_siting, site_case
 
 __all__ = [
     "Case",
@@ -40,4 +44,6 @@ __all__ = [
     "run_coverage",
     "run_grids",
     "run_siting",
+    "grid_case",
+    "site_case",
 ]

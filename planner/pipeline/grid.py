@@ -6,6 +6,7 @@ frozen :class:`GridRun`; :func:`planner.exports.write_grid_outputs` writes it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -28,7 +29,7 @@ from ..coverage import assign_districts
 from ..institutions import load_institutions
 from ..io import OSM_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input, read_table
 from ..travel_time import CompiledNetwork, compile_network, od_travel_times, snap_points
-from .case import _INPUT_KEYS, CaseInputs, _institutions_with_capacity, _warnings_logged, load_case
+from .case import _INPUT_KEYS, Case, CaseInputs, _institutions_with_capacity, _warnings_logged
 
 logger = logging.getLogger(__name__)
 
@@ -283,38 +284,81 @@ def run_grids(
         the tolerance or fixed assignments that break contiguity (saying
         which lead or cell and what to relax).
     """
+    case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
+                speed_kph=speed_kph, minutes=(accessibility_minutes,), coords=coords,
+                population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
+                population_label=population_label, isochrones=False)
+    return grid_case(case, leads=leads, lead_tiers=lead_tiers, capacity_column=capacity_column, tolerance=tolerance,
+                     fixed=fixed, contiguity=contiguity, time_limit_s=time_limit_s, method=method, max_nodes=max_nodes,
+                     accessibility_minutes=accessibility_minutes)
+
+
+def grid_case(
+    case: Case,
+    *,
+    leads: str | os.PathLike[str] | None = None,
+    lead_tiers: tuple[str, ...] = ("tertiary",),
+    capacity_column: str | None = None,
+    tolerance: float = settings.GRID_TOLERANCE,
+    fixed: str | os.PathLike[str] | dict[Any, Any] | None = None,
+    contiguity: str = "queen",
+    time_limit_s: float = settings.GRID_TIME_LIMIT_S,
+    method: str = "auto",
+    max_nodes: int | None = None,
+    accessibility_minutes: float = 30.0,
+) -> GridRun:
+    """Divide a :class:`~planner.pipeline.Case` into consortium grids: load its inputs, then assign.
+
+    The case gives the files, the mode, speeds, datums, snap distance, cell
+    size (``settings.GRID_CELL_SIZE_M`` when the case has none) and
+    population label; the keywords are the grid choices, as in
+    :func:`run_grids`.
+
+    Returns
+    -------
+    run
+        The grids; ``run.summary`` holds the report figures.
+
+    Raises
+    ------
+    PlannerError
+        As :func:`run_grids`.
+    """
     t0 = time.perf_counter()
     _check_grid_options(contiguity=contiguity, lead_tiers=lead_tiers, leads=leads, fixed=fixed,
                         accessibility_minutes=accessibility_minutes)
-    case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
-                     coords=coords, population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
-    net = compile_network(case.graph)
+    if case.cell_size_m is None:
+        case = dataclasses.replace(case, cell_size_m=settings.GRID_CELL_SIZE_M)
+    mode, cell_size_m, population_label = case.mode, case.cell_size_m, case.population_label
+    institutions, coords = case.institutions, case.coords
+    inputs = case.load()
+    net = compile_network(inputs.graph)
     # with a leads file, the capacity column is the leads'
-    inst = _institutions_with_capacity(case, institutions, coords=coords,
+    inst = _institutions_with_capacity(inputs, institutions, coords=coords,
                                        capacity_column=capacity_column if leads is None else None)
-    lead_df, members, lead_source = _grid_leads(case, net, inst, leads=leads, lead_tiers=lead_tiers, coords=coords,
+    lead_df, members, lead_source = _grid_leads(inputs, net, inst, leads=leads, lead_tiers=lead_tiers, coords=coords,
                                                 capacity_column=capacity_column)
     where = leads or institutions
     if len(lead_df) == 0:
         msg = (f"{where}: no lead hospital ({lead_source}); "
                "fix: give --leads FILE or a --lead-tier present in the institutions (e.g. secondary)")
         raise InvalidValueError(msg)
-    lead_ok, excluded = _leads_on_network(case, net, lead_df, where=where)
+    lead_ok, excluded = _leads_on_network(inputs, net, lead_df, where=where)
 
     # members: the other institutions of the study area (those outside it serve no grid)
-    in_area = shapely.contains_xy(case.area, members["lon"].to_numpy(), members["lat"].to_numpy())
+    in_area = shapely.contains_xy(inputs.area, members["lon"].to_numpy(), members["lat"].to_numpy())
     members_outside = int((~in_area).sum())
     members = members[in_area]
 
     # travel times: cells to leads (1 km cells: snap from the cell centre, up to half a diagonal further)
-    cells = case.cells
-    snap_cells = snap_points(net, cells, max_snap_m=max(case.max_snap_m, cell_size_m * math.sqrt(0.5)))
-    od = od_travel_times(net, snap_cells, snap_points(net, lead_ok, max_snap_m=case.max_snap_m))
+    cells = inputs.cells
+    snap_cells = snap_points(net, cells, max_snap_m=max(inputs.max_snap_m, cell_size_m * math.sqrt(0.5)))
+    od = od_travel_times(net, snap_cells, snap_points(net, lead_ok, max_snap_m=inputs.max_snap_m))
     fixed_map = fixed if isinstance(fixed, dict) or fixed is None else \
         load_fixed_assignments(fixed, leads=lead_ok, cells=cells)
     result = _assign(od, cells, lead_ok, contiguity=contiguity, capacity="capacity" if capacity_column else "equal",
                      tolerance=tolerance, fixed=fixed_map, time_limit_s=time_limit_s, method=method, max_nodes=max_nodes)
-    access, access_basis = _accessibility(case, net, inst, snap_cells, capacity_column=capacity_column,
+    access, access_basis = _accessibility(inputs, net, inst, snap_cells, capacity_column=capacity_column,
                                           max_minutes=accessibility_minutes)
     out_cells = _grid_cells(cells, result, lead_ok, access)
     grids, baseline_grids, members, dist_table = _grid_layers(cells, result, lead_ok, members)
@@ -350,12 +394,12 @@ def run_grids(
                           "mean_per_1000": round(float(np.average(access, weights=cells["population"])) if total > 0 else 0.0,
                                                  4)},
         "by_district": _district_rows(dist_table),
-        "inputs": {**{k: case.options.get(k) for k in _INPUT_KEYS},
+        "inputs": {**{k: inputs.options.get(k) for k in _INPUT_KEYS},
                    "leads": None if leads is None else str(leads),
                    "fixed": None if fixed is None or isinstance(fixed, dict) else str(fixed)},
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
-    return GridRun(case=case, net=net, leads=lead_ok, leads_excluded=excluded, members=members, cells=out_cells,
+    return GridRun(case=inputs, net=net, leads=lead_ok, leads_excluded=excluded, members=members, cells=out_cells,
                    grids=grids, baseline_grids=baseline_grids, districts=dist_table, result=result, summary=summary)
 
 

@@ -25,7 +25,7 @@ from ..coverage import assign_districts
 from ..io import TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input
 from ..isochrones import compute_isochrones
 from ..travel_time import CompiledNetwork, compile_network, od_travel_times, snap_points
-from .case import _INPUT_KEYS, CaseInputs, _empty_isochrones, _institutions_with_capacity, _warnings_logged, load_case
+from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones, _institutions_with_capacity, _warnings_logged
 
 logger = logging.getLogger(__name__)
 
@@ -167,26 +167,75 @@ def run_siting(
         For unusable inputs, infeasible targets (saying what is achievable)
         and solver failures (with the solver status).
     """
+    case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
+                speed_kph=speed_kph, minutes=(max_minutes,), coords=coords, population_coords=population_coords,
+                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label, isochrones=True)
+    return site_case(case, candidates=candidates, n_sites=n_sites, target_pct=target_pct, objective=objective,
+                     max_minutes=max_minutes, candidates_coords=candidates_coords, service_tiers=service_tiers,
+                     candidate_spacing_m=candidate_spacing_m, min_spacing_m=min_spacing_m,
+                     candidate_districts=candidate_districts, capacity_column=capacity_column,
+                     new_site_capacity=new_site_capacity, marginal=marginal, require_k=require_k,
+                     time_limit_s=time_limit_s, progress=progress)
+
+
+def site_case(
+    case: Case,
+    *,
+    candidates: str | os.PathLike[str] = "nodes",
+    n_sites: int | None = None,
+    target_pct: float | None = None,
+    objective: str = "coverage",
+    max_minutes: float | None = None,
+    candidates_coords: str = "wgs84",
+    service_tiers: tuple[str, ...] | None = None,
+    candidate_spacing_m: float = settings.CANDIDATE_SPACING_M,
+    min_spacing_m: float = 0.0,
+    candidate_districts: tuple[str, ...] | None = None,
+    capacity_column: str | None = None,
+    new_site_capacity: float | None = None,
+    marginal: bool = True,
+    require_k: bool = False,
+    time_limit_s: float = settings.SITING_TIME_LIMIT_S,
+    progress: bool = False,
+) -> SitingRun:
+    """Suggest new branch sites for a :class:`~planner.pipeline.Case`: load its inputs, then solve.
+
+    The case gives the files, the mode, speeds, datums, snap distance, cell
+    size and population label; the keywords are the siting choices, as in
+    :func:`run_siting`. `max_minutes` defaults to the case's largest threshold.
+
+    Returns
+    -------
+    run
+        The siting results; ``run.summary`` holds the report figures.
+
+    Raises
+    ------
+    PlannerError
+        As :func:`run_siting`.
+    """
     t0 = time.perf_counter()
-    tiers = _check_siting_options(candidates, n_sites=n_sites, target_pct=target_pct, objective=objective,
-                                  service_tiers=service_tiers, max_minutes=max_minutes)
-    case = load_case(network, institutions, population, boundaries=boundaries, mode=mode, speed_kph=speed_kph,
-                     coords=coords, population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
-    net = compile_network(case.graph)
-    inst = _institutions_with_capacity(case, institutions, coords=coords, capacity_column=capacity_column)
-    snap_i = snap_points(net, inst, max_snap_m=case.max_snap_m)
+    max_minutes = float(max(case.minutes) if max_minutes is None else max_minutes)
+    tiers = _check_siting_options(candidates, n_sites=n_sites, target_pct=target_pct,
+                                  objective=objective, service_tiers=service_tiers, max_minutes=max_minutes)
+    mode, cell_size_m, population_label, institutions = case.mode, case.cell_size_m, case.population_label, case.institutions
+    coords = case.coords
+    inputs = case.load()
+    net = compile_network(inputs.graph)
+    inst = _institutions_with_capacity(inputs, institutions, coords=coords, capacity_column=capacity_column)
+    snap_i = snap_points(net, inst, max_snap_m=inputs.max_snap_m)
     existing = inst[inst["tier"].isin(tiers) & snap_i["snapped"].to_numpy()]
     cand, unsnapped_candidates = _siting_candidates(
-        case, net, inst, existing, snapped=snap_i["snapped"], candidates=candidates, candidates_coords=candidates_coords,
+        inputs, net, inst, existing, snapped=snap_i["snapped"], candidates=candidates, candidates_coords=candidates_coords,
         candidate_spacing_m=candidate_spacing_m, min_spacing_m=min_spacing_m, candidate_districts=candidate_districts)
     if n_sites is not None and n_sites > len(cand):
         msg = (f"--new-sites {n_sites} is more than the {len(cand)} candidate sites; "
                f"fix: ask for at most {len(cand)} or add candidates")
         raise InvalidValueError(msg)
 
-    snap_cells, od = _siting_travel_times(case, net, existing, cand,
+    snap_cells, od = _siting_travel_times(inputs, net, existing, cand,
                                           max_minutes=max_minutes * 3 if objective == "mean-time" else max_minutes)
-    demand = case.cells["population"]
+    demand = inputs.cells["population"]
     with _warnings_logged():  # the model warns e.g. about existing sites reaching no cell
         model = _siting_model(od, demand, cand, existing, n_sites=n_sites, target_pct=target_pct,
                               objective=objective, max_minutes=max_minutes, capacity_column=capacity_column,
@@ -196,9 +245,9 @@ def run_siting(
     if marginal and isinstance(model, siting.MCLP) and n_sites:
         curve = siting.marginal_curve(model, time_limit_s=time_limit_s, require_k=require_k)
 
-    cells = _cells_before_after(case, od, snap_cells, existing, list(result.sites), max_minutes=max_minutes)
+    cells = _cells_before_after(inputs, od, snap_cells, existing, list(result.sites), max_minutes=max_minutes)
     sites = _ranked_sites(cand, result)
-    snap_new = snap_points(net, sites, max_snap_m=case.max_snap_m)
+    snap_new = snap_points(net, sites, max_snap_m=inputs.max_snap_m)
     iso = compute_isochrones(net, sites, snap_new, minutes=(max_minutes,), progress=progress) if len(sites) else \
         _empty_isochrones()
     summary: dict[str, Any] = {
@@ -218,11 +267,11 @@ def run_siting(
         "counts": {"cells": len(cells), "existing_sites": len(existing), "candidates": len(cand),
                    "candidates_unsnapped": unsnapped_candidates, "od_pairs": len(od)},
         "cell_size_m": cell_size_m,
-        "inputs": {**{k: case.options.get(k) for k in _INPUT_KEYS},
+        "inputs": {**{k: inputs.options.get(k) for k in _INPUT_KEYS},
                    "candidates": str(candidates), "candidates_coords": candidates_coords},
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
-    return SitingRun(case=case, net=net, existing=existing, candidates=cand, cells=cells, result=result, curve=curve,
+    return SitingRun(case=inputs, net=net, existing=existing, candidates=cand, cells=cells, result=result, curve=curve,
                      sites=sites.sort_values("rank"), isochrones=iso, summary=summary)
 
 
