@@ -37,10 +37,11 @@ system-deps:
 test: $(STAMP) system-deps
 	PLANNER_REQUIRE_BROWSER=1 $(BIN)/python -m pytest
 
-## bench: side-by-side benchmarks against OSMnx, networkx, pandana and spopt -> benchmarks/results/
+## bench: side-by-side benchmarks against OSMnx, networkx, pandana, pyrosm and spopt -> benchmarks/results/
+## (one section only: make bench BENCH_ARGS="--only city"; the tiled OSM files go to benchmarks/data/)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) outputs/wuhan

@@ -24,7 +24,7 @@ def _instance() -> dict[str, Any]:
 
     case = load_case(datasets.get_path("wuhan_roads"), datasets.get_path("wuhan_institutions"),
                      datasets.get_path("wuhan_population"), mode="walk", cell_size_m=500)
-    net = travel_time.compile_network(case.graph)
+    net = case.net
     snap_i = travel_time.snap_points(net, case.institutions)
     existing = case.institutions[snap_i["snapped"].to_numpy()]
     cand = candidates.candidates_from_network(net, spacing_m=400, study_area=case.area)

@@ -1,6 +1,9 @@
 """Run the benchmarks side by side and write benchmarks/results/results.{md,json}.
 
-Usage:  make bench        (or: .venv/bin/python benchmarks/run.py [--quick])
+Usage:  make bench        (or: .venv/bin/python benchmarks/run.py [--quick] [--only city ...])
+
+``--only SECTION`` (repeatable) runs only those sections and keeps the others' numbers from the
+existing results.json; sections: wuhan, recipe, synthetic, scaling, siting, city.
 
 Every case runs in a fresh process; times are wall-clock seconds of the work only (inputs are
 loaded untimed), memory is the peak resident memory the work added (MB). Ratios are peer / planner
@@ -20,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cases  # noqa: E402
+import city  # noqa: E402
 from _common import run_isolated  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
@@ -33,6 +37,7 @@ ROWS = {  # what each row measures
     "pandana": "pandana nearest_pois (nearest node; set-up included)",
     "osmnx_recipe": "OSMnx recipe: ego_graph + convex hull per institution, cells inside the union",
 }
+SECTIONS = ("wuhan", "recipe", "synthetic", "scaling", "siting", "city")
 MODES = (("walk", (5.0, 10.0, 15.0)), ("ebike", (5.0, 10.0, 15.0)), ("drive", (15.0, 30.0)))  # the product's cases
 
 
@@ -43,13 +48,56 @@ def _fmt(x: float | None, nd: int = 2) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller synthetic graphs (a smoke run)")
+    ap.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable); "
+                    "the others keep their numbers from the existing results.json")
+    ap.add_argument("--city-parts", default=",".join(city.PARTS),
+                    help=f"with --only city: the parts to run, comma-separated, of {','.join(city.PARTS)}; "
+                    "the others keep their numbers")
+    ap.add_argument("--render", action="store_true", help="only rewrite results.md from the existing results.json")
     args = ap.parse_args()
+    if args.render:
+        (OUT / "results.md").write_text(render(json.loads((OUT / "results.json").read_text())))
+        return
     side = 316 if args.quick else 1000
     n_inst, n_cells = 2000, 200_000
-    results: dict = {"machine": {"python": platform.python_version(), "platform": platform.platform(),
-                                 "cpus": __import__("os").cpu_count()}, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results: dict = {}
+    if args.only and (OUT / "results.json").exists():
+        results = json.loads((OUT / "results.json").read_text())
+    before = {sec: results.get("sections_run", {}).get(sec, results.get("started")) for sec in SECTIONS if sec in results}
+    results.update({"machine": {"python": platform.python_version(), "platform": platform.platform(),
+                                "cpus": __import__("os").cpu_count()}, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    results["sections_run"] = {**before, **{sec: results["started"] for sec in SECTIONS if not args.only or sec in args.only}}
 
-    print("1/5 Wuhan walk coverage ...", flush=True)
+    def want(section: str) -> bool:
+        return not args.only or section in args.only
+
+    if want("wuhan"):
+        run_wuhan(results)
+    if want("recipe"):
+        run_recipe(results)
+    if want("synthetic"):
+        run_synthetic(results, side, n_inst, n_cells)
+    if want("scaling"):
+        run_scaling(results, side)
+    if want("siting"):
+        run_siting(results)
+    if want("city"):
+        print("6/6 the whole city (tiled OSM ingestion, coverage end to end, isochrone cost, snapping, start-up) ...",
+              flush=True)
+        parts = tuple(p for p in args.city_parts.split(",") if p)
+        if set(parts) - set(city.PARTS):
+            ap.error(f"--city-parts: unknown part(s) {sorted(set(parts) - set(city.PARTS))}; choose from {city.PARTS}")
+        results["city"] = city.run(parts, previous=results.get("city") if set(parts) != set(city.PARTS) else None)
+
+    OUT.mkdir(exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=float) + "\n")
+    (OUT / "results.md").write_text(render(results))
+    print((OUT / "results.md").read_text())
+
+
+def run_wuhan(results: dict) -> None:
+    """Section 1: Wuhan walk coverage, planner vs networkx and pandana."""
+    print("1/6 Wuhan walk coverage ...", flush=True)
     w = {
         "planner": run_isolated(cases.planner_coverage_wuhan),
         "planner_nodes": run_isolated(cases.planner_nodes_wuhan),
@@ -66,7 +114,10 @@ def main() -> None:
     w["max_abs_diff_node_times_s_planner_vs_networkx"] = diff
     results["wuhan"] = w
 
-    print("2/5 Wuhan, planner vs the OSMnx isochrone recipe (walk, e-bike, drive) ...", flush=True)
+
+def run_recipe(results: dict) -> None:
+    """Section 2: Wuhan per mode, planner vs the OSMnx isochrone recipe."""
+    print("2/6 Wuhan, planner vs the OSMnx isochrone recipe (walk, e-bike, drive) ...", flush=True)
     results["recipe"] = [
         {"mode": mode, "minutes": list(mins),
          "planner_coverage": run_isolated(cases.planner_thresholds_wuhan, mode, mins),
@@ -75,7 +126,10 @@ def main() -> None:
          "recipe_isochrones": run_isolated(cases.recipe_isochrones_wuhan, mode, mins)}
         for mode, mins in MODES]
 
-    print(f"3/5 synthetic {side * side:,} nodes x {n_inst} institutions ...", flush=True)
+
+def run_synthetic(results: dict, side: int, n_inst: int, n_cells: int) -> None:
+    """Section 3: the generated 1 M-node graph."""
+    print(f"3/6 synthetic {side * side:,} nodes x {n_inst} institutions ...", flush=True)
     s = {
         "planner": run_isolated(cases.planner_coverage_synthetic, side, n_inst, n_cells),
         "planner_nodes": run_isolated(cases.planner_nodes_synthetic, side, n_inst, n_cells),
@@ -85,7 +139,10 @@ def main() -> None:
     }
     results["synthetic"] = {"nodes": side * side, "institutions": n_inst, "cells": n_cells, **s}
 
-    print("4/5 scaling ...", flush=True)
+
+def run_scaling(results: dict, side: int) -> None:
+    """Section 4: planner time and memory as nodes and institutions grow."""
+    print("4/6 scaling ...", flush=True)
     scaling = []
     for sd in (100, 316, side):
         r = run_isolated(cases.planner_coverage_synthetic, sd, 2000, 50_000)
@@ -95,7 +152,10 @@ def main() -> None:
         scaling.append({"nodes": 316 * 316, "institutions": ni, "cells": 50_000, **r})
     results["scaling"] = scaling
 
-    print("5/5 siting vs spopt ...", flush=True)
+
+def run_siting(results: dict) -> None:
+    """Section 5: siting vs spopt."""
+    print("5/6 siting vs spopt ...", flush=True)
     try:
         import bench_siting
 
@@ -103,10 +163,8 @@ def main() -> None:
     except ImportError as exc:
         results["siting"] = {"error": f"siting benchmark unavailable: {exc}"}
 
-    OUT.mkdir(exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False, default=float) + "\n")
-    (OUT / "results.md").write_text(render(results))
-    print((OUT / "results.md").read_text())
+
+CORE = ("wuhan", "recipe", "synthetic", "scaling")  # sections 1-4, rendered together
 
 
 def render(r: dict) -> str:
@@ -115,6 +173,26 @@ def render(r: dict) -> str:
              "Times are seconds of the work only (inputs loaded and graphs built untimed, except where a build column is shown);",
              "memory is the peak resident memory the work added (MB); ratio = peer time / planner time on the same work,",
              "measured side by side in this run.", ""]
+    runs = {sec: t for sec, t in r.get("sections_run", {}).items() if sec in r}
+    if len(set(runs.values())) > 1:
+        lines += ["Sections run at different times (`run.py --only`): "
+                  + ", ".join(f"{sec} {t}" for sec, t in runs.items()) + ".", ""]
+    core = all(k in r for k in CORE)
+    if core:
+        lines += render_core(r)
+    else:
+        lines += ["Sections 1-5 have not been run (`python benchmarks/run.py`).", ""]
+    if "city" in r:
+        lines += city.render(r["city"])
+    out = lines + [""] + (targets(r) if core else [])
+    if "city" in r:
+        out += [""] + city.targets(r["city"])
+    return "\n".join(out) + "\n"
+
+
+def render_core(r: dict) -> list[str]:
+    """Sections 1-5."""
+    lines: list[str] = []
     w = r["wuhan"]
     pn = w.get("planner_nodes", {})
     lines += ["## 1. Wuhan walk coverage (5,300 nodes, 98 institutions, ~57,600 cells)", "",
@@ -168,7 +246,7 @@ def render(r: dict) -> str:
         lines.append(si["error"])
     else:
         lines += si.get("markdown", [])
-    return "\n".join(lines + [""] + targets(r)) + "\n"
+    return lines
 
 
 def _speedup(peer: dict, ours: dict) -> float:

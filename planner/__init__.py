@@ -7,10 +7,12 @@ Data flows one way: :mod:`~planner.io` → :mod:`~planner.network` →
 and the CLI.
 
 The submodules load on first use (PEP 562), so ``import planner`` and
-``planner --help`` stay fast and import no heavy dependency (osmnx,
-matplotlib, dask, folium); ``planner.pipeline`` and
-``from planner import network`` work as usual. Every public exception is
-importable from here (``from planner import InvalidValueError``).
+``planner --help`` stay fast and import no heavy dependency (numpy,
+pandas, geopandas, osmnx, matplotlib, dask, folium); ``planner.pipeline``
+and ``from planner import network`` work as usual, and the CLI reads
+``planner.pipeline.run_case`` and the like only when a command runs. Every
+public exception is importable from here
+(``from planner import InvalidValueError``).
 
 >>> import planner
 >>> planner.settings.MODES
@@ -36,12 +38,12 @@ from ._errors import (
     PlannerError,
     UnreachableFacilityError,
 )
-from ._version import __version__
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily through __getattr__
     from . import (
         accessibility,
         assignment,
+        batch,
         candidates,
         coverage,
         datasets,
@@ -59,6 +61,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily t
         siting,
         travel_time,
     )
+    from ._version import __version__
 
 __all__ = [
     "EmptyNetworkError",
@@ -74,6 +77,7 @@ __all__ = [
     "__version__",
     "accessibility",
     "assignment",
+    "batch",
     "candidates",
     "coverage",
     "datasets",
@@ -96,9 +100,11 @@ _SUBMODULES = frozenset(__all__[__all__.index("accessibility"):])  # the modules
 
 
 def __getattr__(name: str) -> Any:
-    """Import a public submodule on first access (PEP 562)."""
+    """Import a public submodule, or read ``__version__``, on first access (PEP 562)."""
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)  # the import also binds it in this namespace
+    if name == "__version__":  # importlib.metadata takes a tenth of `planner --help`: read it when asked
+        return importlib.import_module("._version", __name__).__version__
     msg = f"module {__name__!r} has no attribute {name!r}"
     raise AttributeError(msg)
 

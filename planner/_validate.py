@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
-
-import numpy as np
-import pandas as pd
-from pyproj import CRS
+from typing import TYPE_CHECKING
 
 from . import settings
 from ._errors import InvalidValueError, MissingColumnError, NoCrsError
+
+if TYPE_CHECKING:  # numpy, pandas and pyproj load inside the checks that use them: the CLI's start-up needs none
+    import numpy as np
+    import pandas as pd
 
 # China's extent with a margin, degrees (used to detect swapped lon/lat)
 _CHINA_LON = (70.0, 140.0)
@@ -102,11 +104,11 @@ def check_limit(name: str, value: float, *, label: str | None = None) -> float:
 fix: give a value between 1 and 5,000 m
     """
     lim = settings.LIMITS[name]
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    number = isinstance(value, numbers.Real) and not isinstance(value, bool)  # numpy's ints and floats too
     if number and lim.contains(value):
         return float(value)
     unit = f" {lim.unit}" if lim.unit else ""
-    shown = f"{value:g}{unit}" if number else repr(value)
+    shown = f"{float(value):g}{unit}" if number else repr(value)
     if math.isinf(lim.max) or lim.min_exclusive:
         msg = f"{label or name} {shown} ({lim.what}) must be {lim.text()}; fix: give a number {lim.text()}"
     else:
@@ -186,6 +188,9 @@ def check_numeric(df: pd.DataFrame, column: str, *, file: object, what: str) -> 
         If a value is missing or not a number (row numbers count data rows
         from 1, so row 1 is the line after the header).
     """
+    import numpy as np
+    import pandas as pd
+
     values = pd.to_numeric(df[column], errors="coerce")
     bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
     if bad.any():
@@ -215,6 +220,8 @@ def check_lonlat(lon: np.ndarray, lat: np.ndarray, *, file: object, lon_col: str
         If a latitude is outside -90..90 or a longitude outside -180..180,
         naming the first bad row and whether the columns look swapped.
     """
+    import numpy as np
+
     swapped = ((lon >= _CHINA_LAT[0]) & (lon <= _CHINA_LAT[1]) & (lat >= _CHINA_LON[0]) & (lat <= _CHINA_LON[1]))
     bad = (np.abs(lat) > 90) | (np.abs(lon) > 180) | swapped
     if bad.any():
@@ -246,6 +253,8 @@ def check_same_crs(a: object, b: object, *, what_a: str, what_b: str) -> None:
     if a is None or b is None:
         msg = f"{what_a if a is None else what_b} has no CRS; fix: set one (EPSG:4326 for lon/lat)"
         raise NoCrsError(msg)
+    from pyproj import CRS
+
     crs_a, crs_b = CRS.from_user_input(a), CRS.from_user_input(b)
     if not crs_a.equals(crs_b):
         msg = (f"CRS mismatch: {what_a} is {crs_a.to_string()} but {what_b} is {crs_b.to_string()}; "
@@ -279,6 +288,7 @@ def check_od(od: pd.DataFrame) -> np.ndarray:
 
     Examples
     --------
+    >>> import pandas as pd
     >>> check_od(pd.DataFrame({"origin_id": [0], "destination_id": ["a"], "travel_time_s": [60]}))
     array([60.])
     """
@@ -287,6 +297,8 @@ def check_od(od: pd.DataFrame) -> np.ndarray:
         msg = (f"od is missing column(s) {', '.join(missing)}; fix: pass the output of "
                "planner.travel_time.od_travel_times (origin_id, destination_id, travel_time_s)")
         raise MissingColumnError(msg)
+    import pandas as pd
+
     t = pd.to_numeric(od["travel_time_s"], errors="coerce").to_numpy(dtype=float)
     if (t < 0).any():
         msg = (f"od has {int((t < 0).sum())} negative travel_time_s; fix: travel times are seconds ≥ 0, recompute od "

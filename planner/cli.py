@@ -21,42 +21,40 @@ from typing import Annotated, Any, NamedTuple, Optional
 
 import typer
 
+import planner
+
 from . import settings
-from ._errors import PlannerError
+from ._errors import OutputFolderError, PlannerError
 from ._validate import check_limit
-from ._version import __version__
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="planner: 15-minute medical service circle (15分钟医疗服务圈) coverage for medical consortiums.",
+    # an absent --help reads False, not None: typer would parse None through a pydantic adapter, whose import
+    # is a fifth of the time `planner coverage --help` and `planner version` take (tests/test_architecture.py)
+    context_settings={"default_map": {"help": False, "version": {"help": False}}},
 )
 logger = logging.getLogger("planner")
 
 
-class Mode(str, Enum):
-    """Travel modes."""
+def _choices(name: str, values: tuple[str, ...], doc: str) -> Any:
+    """Return a str Enum of `values` (a settings tuple) for typer's choices; ``mean-time`` is member ``mean_time``.
 
-    walk = "walk"
-    ebike = "ebike"
-    drive = "drive"
-
-
-class Basemap(str, Enum):
-    """Basemaps of the interactive map."""
-
-    osm = "osm"
-    amap = "amap"
-    tianditu = "tianditu"
-    none = "none"
+    >>> _choices("Objective", ("coverage", "mean-time"), "Siting objectives.").mean_time.value
+    'mean-time'
+    """
+    enum = Enum(name, {v.replace("-", "_"): v for v in values}, type=str, module=__name__)
+    enum.__doc__ = doc
+    return enum
 
 
-class Coords(str, Enum):
-    """Coordinate datums of input tables."""
-
-    wgs84 = "wgs84"
-    gcj02 = "gcj02"
-    bd09 = "bd09"
+# The choices come from settings (a light module), so that `planner --help` imports neither maps/ nor pipeline/.
+Mode = _choices("Mode", settings.MODES, "Travel modes.")
+Basemap = _choices("Basemap", settings.BASEMAPS, "Basemaps of the interactive map.")
+Coords = _choices("Coords", settings.COORDS, "Coordinate datums of input tables.")
+Objective = _choices("Objective", settings.OBJECTIVES, "Siting objectives.")
+Contiguity = _choices("Contiguity", settings.CONTIGUITIES, "Which touching cells count as neighbours.")
 
 
 # ECMA-48 escape sequences: control strings (OSC, DCS, SOS, PM, APC) up to BEL or ST, CSI sequences, other escapes
@@ -162,25 +160,22 @@ def _guarded(out: Path | None, quiet: bool, *, inputs: list[object] | None = Non
     checked before the body loads anything and locked until it ends; a failure then writes
     ``error.log`` into `out`, next to the earlier results, which stay as they were.
     """
-    from ._errors import OutputFolderError
-    from .io import check_output_dir, has_results, lock_output_dir, write_error_log
-
     earlier = False
     try:
         with _logging_to_stderr(quiet), contextlib.ExitStack() as held:
             if inputs is not None and out is not None:
                 targets = outs if outs is not None else [_Out(out)]
                 for t in targets:
-                    check_output_dir(t.path, inputs=inputs, force=force, keep=t.keep, root=t.root, files=t.files)
-                earlier = has_results(out)
+                    planner.io.check_output_dir(t.path, inputs=inputs, force=force, keep=t.keep, root=t.root, files=t.files)
+                earlier = planner.io.has_results(out)
                 for t in targets:
-                    held.enter_context(lock_output_dir(t.path, root=t.root))
+                    held.enter_context(planner.io.lock_output_dir(t.path, root=t.root))
             try:
                 yield
             except Exception as exc:
                 if out is not None and not isinstance(exc, OutputFolderError):
                     detail = None if isinstance(exc, PlannerError) else "".join(traceback.format_exception(exc))
-                    write_error_log(out, exc, detail=detail)
+                    planner.io.write_error_log(out, exc, detail=detail)
                 raise
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line
         _fail(exc, out, earlier=earlier and not isinstance(exc, OutputFolderError))
@@ -194,7 +189,7 @@ def _main() -> None:
 @app.command()
 def version() -> None:
     """Print the planner version."""
-    _echo(__version__)
+    _echo(planner.__version__)
 
 
 @app.command()
@@ -233,18 +228,15 @@ def coverage(
 ) -> None:
     """Test the 15-minute medical service circle: who reaches an institution within each threshold."""
     _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
-    from .exports import write_coverage_outputs
-    from .maps import get_basemap
-    from .pipeline import Case, run_case
-
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries], force=force):
-        get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
-        case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries,
-                    mode=mode.value, speed_kph=speed_kph, minutes=tuple(minutes) if minutes else None,
-                    coords=coords.value, population_coords=population_coords.value, max_snap_m=max_snap_m,
-                    cell_size_m=cell_size_m, population_label=population_label, isochrones=isochrones)
-        run = run_case(case, progress=not quiet)
-        write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+        planner.maps.get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
+        case = planner.pipeline.Case(
+            network=network, institutions=institutions, population=population, boundaries=boundaries,
+            mode=mode.value, speed_kph=speed_kph, minutes=tuple(minutes) if minutes else None,
+            coords=coords.value, population_coords=population_coords.value, max_snap_m=max_snap_m,
+            cell_size_m=cell_size_m, population_label=population_label, isochrones=isochrones)
+        run = planner.pipeline.run_case(case, progress=not quiet)
+        planner.exports.write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
     _echo(
         f"{s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
@@ -276,16 +268,13 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Run a scenario (baseline or what-if) and write everything to OUT_ROOT/<name>/."""
-    from .exports import write_scenario_outputs
-    from .scenarios import load_scenario, run_scenario, scenario_input_files
-
     with _guarded(None, quiet):
-        s = load_scenario(scenario)
+        s = planner.scenarios.load_scenario(scenario)
     out = out_root / s.name
-    with _guarded(out, quiet, inputs=list(scenario_input_files(s)), force=force,
+    with _guarded(out, quiet, inputs=list(planner.scenarios.scenario_input_files(s)), force=force,
                   outs=[_Out(out, root=out_root, files=(f"{s.name}.gpkg",))]):
-        result = run_scenario(s, out_root=out_root, progress=not quiet, use_cache=not no_cache)
-        write_scenario_outputs(result, s, out, basemap=basemap.value, offline=offline, force=force)
+        result = planner.scenarios.run_scenario(s, out_root=out_root, progress=not quiet, use_cache=not no_cache)
+        planner.exports.write_scenario_outputs(result, s, out, basemap=basemap.value, offline=offline, force=force)
     _echo(f"scenario {s.name} ({result.summary['runtime_s']:.1f} s):")
     _print_summary(result.summary)
     _echo(f"wrote {out}/ (summary.json, tables.xlsx, {s.name}.gpkg, map.html, map.png)")
@@ -304,18 +293,16 @@ def compare(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Compare two scenarios: coverage change per district and tier, people newly covered or lost, diff map."""
-    from .exports import compare_scenarios
-    from .scenarios import load_scenario, scenario_input_files
-
     with _guarded(None, quiet):
-        sa, sb = load_scenario(a), load_scenario(b)
+        sa, sb = planner.scenarios.load_scenario(a), planner.scenarios.load_scenario(b)
     folder = out if out is not None else out_root / f"compare-{sa.name}-vs-{sb.name}"
     runs = (out_root / sa.name, out_root / sb.name)
     outs = [_Out(folder, root=None if out is not None else out_root, keep=(*runs, out_root / ".cache")),
             *(_Out(r, root=out_root, keep=(folder,), files=(f"{s.name}.gpkg",)) for r, s in zip(runs, (sa, sb), strict=True))]
-    with _guarded(folder, quiet, inputs=[*scenario_input_files(sa), *scenario_input_files(sb)], force=force, outs=outs):
-        comp = compare_scenarios(sa, sb, out=folder, out_root=out_root, progress=not quiet,
-                                 basemap=basemap.value, offline=offline, force=force)
+    inputs = [*planner.scenarios.scenario_input_files(sa), *planner.scenarios.scenario_input_files(sb)]
+    with _guarded(folder, quiet, inputs=inputs, force=force, outs=outs):
+        comp = planner.exports.compare_scenarios(sa, sb, out=folder, out_root=out_root, progress=not quiet,
+                                                 basemap=basemap.value, offline=offline, force=force)
     _echo(f"{sa.name} → {sb.name}: {comp['max_minutes']:g}-minute coverage {comp['coverage_pct_a']:.2f}% → "
                f"{comp['coverage_pct_b']:.2f}% ({comp['change_pp']:+.2f} pp); newly covered "
                f"{comp['population_newly_covered']:,.0f}, newly lost {comp['population_newly_lost']:,.0f}")
@@ -323,13 +310,6 @@ def compare(
         if row["change_pp"]:
             _echo(f"  {row['district']}: {row['coverage_pct_a']:.1f}% → {row['coverage_pct_b']:.1f}%")
     _echo(f"wrote {folder}/ (compare.json, compare_map.html, side_by_side.html, compare_*.csv)")
-
-
-class Objective(str, Enum):
-    """Siting objectives."""
-
-    coverage = "coverage"
-    mean_time = "mean-time"
 
 
 @app.command()
@@ -385,13 +365,9 @@ def site(
     _check_limits(quiet, new_sites=new_sites, target_pct=target_pct, speed_kph=speed_kph, max_snap_m=max_snap_m,
                   cell_size_m=cell_size_m, candidate_spacing_m=candidate_spacing, min_spacing_m=min_spacing,
                   new_site_capacity=new_site_capacity, time_limit_s=time_limit)
-    from .exports import write_siting_outputs
-    from .maps import get_basemap
-    from .pipeline import run_siting
-
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, candidates], force=force):
-        get_basemap(basemap.value)
-        run = run_siting(
+        planner.maps.get_basemap(basemap.value)
+        run = planner.pipeline.run_siting(
             network, institutions, population, candidates=candidates, n_sites=new_sites, target_pct=target_pct,
             objective=objective.value, max_minutes=minutes, boundaries=boundaries, mode=mode.value, speed_kph=speed_kph,
             coords=coords.value, population_coords=population_coords.value, candidates_coords=candidates_coords.value,
@@ -401,7 +377,7 @@ def site(
             capacity_column=capacity_col, new_site_capacity=new_site_capacity, time_limit_s=time_limit,
             population_label=population_label, progress=not quiet, require_k=exact_k,
         )
-        write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+        planner.exports.write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
     _echo(f"{s['model']} ({s['solver_status']}, gap {s['mip_gap']:.2g}, {s['solve_s']:.1f} s): {s['new_sites']} new sites; "
           f"{s['max_minutes']:g}-minute {s['mode']} coverage "
@@ -421,13 +397,6 @@ def site(
         else:  # LSCP: sites adding nobody were left out
             _echo(f"  {s['zero_gain_reason']}")
     _echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
-
-
-class Contiguity(str, Enum):
-    """Which touching cells count as neighbours."""
-
-    queen = "queen"
-    rook = "rook"
 
 
 @app.command()
@@ -474,20 +443,16 @@ def grid(
     """Divide the city into consortium grids (网格化布局): balanced, contiguous, one per lead hospital."""
     _check_limits(quiet, tolerance=tolerance, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
                   max_nodes=max_nodes, time_limit_s=time_limit)
-    from .exports import write_grid_outputs
-    from .maps import get_basemap
-    from .pipeline import run_grids
-
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads, fixed], force=force):
-        get_basemap(basemap.value)
-        run = run_grids(
+        planner.maps.get_basemap(basemap.value)
+        run = planner.pipeline.run_grids(
             network, institutions, population, leads=leads, lead_tiers=tuple(lead_tier) if lead_tier else ("tertiary",),
             boundaries=boundaries, mode=mode.value, speed_kph=speed_kph, coords=coords.value,
             population_coords=population_coords.value, max_snap_m=max_snap_m,
             cell_size_m=cell_size_m, capacity_column=capacity_col, tolerance=tolerance, fixed=fixed,
             contiguity=contiguity.value, time_limit_s=time_limit, population_label=population_label, max_nodes=max_nodes,
         )
-        write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+        planner.exports.write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
     c = s["comparison"]
     lo, hi = s["load_ratio_range"]
@@ -524,11 +489,9 @@ def batch(
 ) -> None:
     """Run many coverage cases (districts, counties, what-ifs) on dask.distributed; results equal serial runs."""
     _check_limits(quiet, workers=workers, retries=retries)
-    from .batch import run_batch
-
     with _guarded(None, quiet):
-        result = run_batch(batch_file, out, scheduler=scheduler, n_workers=workers, retries=retries, serial=serial,
-                           progress=not quiet, force=force)
+        result = planner.batch.run_batch(batch_file, out, scheduler=scheduler, n_workers=workers, retries=retries,
+                                         serial=serial, progress=not quiet, force=force)
     for case in result.cases:
         if case.status == "ok":
             _echo(f"  {case.name}: {case.coverage_pct:.1f}% within {case.max_minutes:g} min "

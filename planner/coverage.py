@@ -98,6 +98,7 @@ def coverage_by_cell(
     max_snap_m: float | None = None,
     institutions_snapped: pd.DataFrame | None = None,
     access_speed_kph: float | None = None,
+    cells_snapped: pd.DataFrame | None = None,
 ) -> gpd.GeoDataFrame:
     """Travel time from every cell to the nearest institution, overall and per tier.
 
@@ -115,6 +116,8 @@ def coverage_by_cell(
         Precomputed :func:`snap_points` result for `institutions`.
     access_speed_kph
         Speed of the straight-line access legs in km/h (walking speed by default).
+    cells_snapped
+        Precomputed :func:`snap_points` result for `cells`.
 
     Returns
     -------
@@ -123,7 +126,8 @@ def coverage_by_cell(
         ``facility_id``, ``facility_name``, ``facility_tier``,
         ``travel_time_min`` and ``time_<tier>_min`` for each tier present.
     """
-    snap_c = snap_points(net, cells, max_snap_m=max_snap_m, access_speed_kph=access_speed_kph)
+    snap_c = cells_snapped if cells_snapped is not None else snap_points(
+        net, cells, max_snap_m=max_snap_m, access_speed_kph=access_speed_kph)
     snap_f = institutions_snapped if institutions_snapped is not None else snap_points(
         net, institutions, max_snap_m=max_snap_m, access_speed_kph=access_speed_kph)
     out = cells.copy()

@@ -14,7 +14,8 @@ aside and swapped in whole (see :func:`planner.io.output_dir`):
 * :func:`write_scenario_outputs` - ``<name>.gpkg``, the summary tables as
   ``tables.xlsx`` and CSV, ``map.html``, ``map.png``, ``scenario.json``,
   ``summary.json``;
-* :func:`write_comparison_outputs` - the differences of two scenario runs.
+* :func:`write_comparison_outputs` - the differences of two scenario runs;
+* :func:`write_summary` - ``summary.json`` (every writer above uses it).
 
 Table headers are bilingual ("覆盖率 coverage (%)") so that they can be pasted
 into Chinese reports as they are. CSV files are written as UTF-8 with a byte
@@ -36,6 +37,7 @@ import pandas as pd
 from . import maps, settings
 from .io import check_output_dir, output_dir, write_csv, write_json, write_xlsx
 from .pipeline import CoverageRun, GridRun, SitingRun
+from .pipeline.summary import Summary
 from .scenarios import CaseCache, Scenario, compare_runs, load_scenario, run_scenario, scenario_input_files
 
 HEADERS: dict[str, str] = {
@@ -136,6 +138,28 @@ def _written(tmp: Path, out: str | os.PathLike[str]) -> list[Path]:
     return sorted(Path(out) / p.relative_to(tmp) for p in tmp.rglob("*") if p.is_file())
 
 
+def write_summary(summary: Summary, folder: str | os.PathLike[str]) -> Path:
+    """Write a run's summary as ``summary.json``: the one writer of that file.
+
+    Parameters
+    ----------
+    summary
+        ``run.summary`` of a coverage, scenario, siting or grid run (typed in
+        :mod:`planner.pipeline.summary`).
+    folder
+        Output folder (it must exist).
+
+    Returns
+    -------
+    path
+        The file written, ``<folder>/summary.json``: indented UTF-8 JSON with
+        the keys in the summary's order.
+    """
+    path = Path(folder) / "summary.json"
+    write_json(dict(summary), path)
+    return path
+
+
 # ------------------------------------------------------------------------------------------- coverage
 
 
@@ -188,7 +212,7 @@ def write_coverage_outputs(
         m = maps.render_coverage_map(run, title=title, basemap=basemap, offline=offline)
         maps.save_map(m, tmp / "map.html")
         maps.render_static_map(run, str(tmp / "map.png"), title=title)
-        write_json(run.summary, tmp / "summary.json")
+        write_summary(run.summary, tmp)
         return _written(tmp, out)
 
 
@@ -261,7 +285,7 @@ def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: 
         if run.curve is not None:
             write_csv(run.curve.drop(columns=["sites"]), tmp / "marginal_curve.csv", index=True)
         maps.save_map(maps.render_siting_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
-        write_json(run.summary, tmp / "summary.json")
+        write_summary(run.summary, tmp)
         return _written(tmp, out)
 
 
@@ -329,7 +353,7 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
         if run.districts is not None:
             write_csv(run.districts, tmp / "districts.csv", index=True)
         maps.save_map(maps.render_grid_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
-        write_json(run.summary, tmp / "summary.json")
+        write_summary(run.summary, tmp)
         return _written(tmp, out)
 
 
@@ -369,7 +393,7 @@ def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: str | os.P
                       tmp / "map.html")
         maps.render_static_map(run, str(tmp / "map.png"), title=scenario.title)
         write_json(scenario.to_dict(), tmp / "scenario.json")
-        write_json(run.summary, tmp / "summary.json")
+        write_summary(run.summary, tmp)
         return _written(tmp, out)
 
 

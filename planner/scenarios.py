@@ -68,10 +68,9 @@ import pickle
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -83,13 +82,14 @@ from ._validate import check_minutes, check_same_crs
 from ._version import __version__
 from .coverage import assign_districts
 from .institutions import classify_tier
-from .network import add_edge_travel_times
+from .network import RoadNetwork, close_roads, with_speed
 from .pipeline import Case, CaseInputs, CoverageRun, analyse_case
 from .pipeline.case import ANALYSIS_FIELDS, INPUT_FIELDS
+from .pipeline.summary import ClosedRoads, ScenarioEdits, ScenarioSummary
 
 logger = logging.getLogger(__name__)
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: CaseInputs holds a RoadNetwork and its compiled net, not a networkx graph
 
 
 @dataclass(frozen=True)
@@ -665,7 +665,7 @@ def apply_institution_edits(case: CaseInputs, edits: Edits, *, source: str | Non
 
 
 def apply_network_edits(case: CaseInputs, edits: Edits, *, speed_kph: float | None = None,
-                        source: str | None = None) -> tuple[nx.MultiDiGraph, dict[str, Any]]:
+                        source: str | None = None) -> tuple[RoadNetwork, dict[str, Any]]:
     """Return the case's network with roads closed and speeds changed.
 
     Parameters
@@ -681,53 +681,54 @@ def apply_network_edits(case: CaseInputs, edits: Edits, *, speed_kph: float | No
 
     Returns
     -------
-    G, report
-        The edited graph (a copy when anything changed) and what was closed.
+    roads, report
+        The edited network (``case.roads`` itself when nothing changed) and
+        what was closed: ``closed_edges`` (directed edges) and ``closed_road_ids``.
 
     Raises
     ------
     InvalidValueError
         When a closure names unknown road ids or a polygon outside the study area.
     """
-    G = case.graph
+    roads = case.roads
     report: dict[str, Any] = {"closed_edges": 0, "closed_road_ids": []}
     ctx = _ctx_for(source)
     if edits.close_roads:
-        G = G.copy()
-        crs = G.graph["crs"]
-        drop: set[tuple[Any, Any, Any]] = set()
+        closed = np.zeros(len(roads.a), dtype=bool)
+        piece, ids = _road_id_text(roads)
         for i, c in enumerate(edits.close_roads, 1):
             if c.ids:
                 wanted = {str(x) for x in c.ids}
-                hits = set()
-                for u, v, k, d in G.edges(keys=True, data=True):
-                    ids = d.get("road_id", d.get("osmid"))
-                    ids = ids if isinstance(ids, list) else [ids]
-                    found = wanted.intersection(str(x) for x in ids)
-                    if found:
-                        drop.add((u, v, k))
-                        hits |= found
+                hit = np.isin(ids, list(wanted))
+                hits = set(ids[hit].tolist())
                 missing = sorted(wanted - hits)
                 if missing:
                     raise ctx.fail(f"edits.close_roads[{i}].ids", f"names unknown road ids {', '.join(missing[:5])}",
                                    "use road_id values of the road layer (or OSM way ids)", token="ids")
+                closed[piece[hit]] = True
                 report["closed_road_ids"] += sorted(hits)
             if c.polygon:
                 poly = shapely.Polygon(c.polygon)
                 if not poly.intersects(case.area):
                     raise ctx.fail(f"edits.close_roads[{i}].polygon", "lies outside the study area",
                                    "draw the polygon over roads of the network (lon, lat in WGS-84)", token="polygon")
-                poly_m = gpd.GeoSeries([poly], crs="EPSG:4326").to_crs(crs).iloc[0]
-                edges = [(u, v, k) for u, v, k in G.edges(keys=True)]
-                geoms = np.array([G.edges[e]["geometry"] for e in edges], dtype=object)
-                hit = shapely.intersects(geoms, poly_m)
-                drop |= {e for e, h in zip(edges, hit, strict=True) if h}
-        G.remove_edges_from(drop)
-        report["closed_edges"] = len(drop)
-        logger.info("closed %d directed road edges", len(drop))
+                poly_m = gpd.GeoSeries([poly], crs="EPSG:4326").to_crs(roads.crs).iloc[0]
+                closed |= shapely.intersects(roads.geometry, poly_m)
+        report["closed_edges"] = int(roads.forward[closed].sum() + roads.backward[closed].sum())
+        roads = close_roads(roads, ~closed)
+        logger.info("closed %d directed road edges", report["closed_edges"])
     if speed_kph is not None:
-        G = add_edge_travel_times(G.copy() if G is case.graph else G, mode=G.graph["mode"], speed_kph=speed_kph)
-    return G, report
+        roads = with_speed(roads, speed_kph)
+    return roads, report
+
+
+def _road_id_text(roads: RoadNetwork) -> tuple[np.ndarray, np.ndarray]:
+    """Each piece's road ids as text, one row per (piece, id): a piece merged from several OSM ways has several."""
+    rid = roads.road_id
+    if rid.dtype != object:
+        return np.arange(len(rid)), rid.astype(str)
+    pairs = [(p, str(x)) for p, ids in enumerate(rid) for x in (ids if isinstance(ids, list) else [ids])]
+    return np.array([p for p, _ in pairs], dtype=np.int64), np.array([x for _, x in pairs], dtype=str)
 
 
 def _ctx_for(source: str | None) -> _Ctx:
@@ -762,7 +763,8 @@ def run_scenario(
     Returns
     -------
     run
-        The coverage run; ``run.summary["scenario"]`` names the scenario and its edits.
+        The coverage run; ``run.summary["scenario"]`` names the scenario and its
+        edits (see :class:`planner.pipeline.summary.ScenarioSummary`).
     """
     s = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     t0 = time.perf_counter()
@@ -773,12 +775,13 @@ def run_scenario(
     case = cache.load(s, cache_dir=cache_dir)
     inst = apply_institution_edits(case, s.edits, source=s.source)
     c = s.case
-    G, closed = apply_network_edits(case, s.edits, speed_kph=c.speed_kph, source=s.source)
-    run = analyse_case(case, graph=G, institutions=inst, minutes=c.minutes, speed_kph=c.speed_kph,
+    roads, closed = apply_network_edits(case, s.edits, speed_kph=c.speed_kph, source=s.source)
+    run = analyse_case(case, roads=roads, institutions=inst, minutes=c.minutes, speed_kph=c.speed_kph,
                        population_label=c.population_label, with_isochrones=c.isochrones, progress=progress)
-    run.summary["scenario"] = {"name": s.name, "title": s.title, "source": s.source,
-                               "edits": dataclasses.asdict(s.edits), "closed": closed}
-    run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
+    summary = cast(ScenarioSummary, run.summary)  # the same dict, which now gets its "scenario"
+    summary["scenario"] = {"name": s.name, "title": s.title, "source": s.source,
+                           "edits": cast(ScenarioEdits, dataclasses.asdict(s.edits)), "closed": cast(ClosedRoads, closed)}
+    summary["runtime_s"] = round(time.perf_counter() - t0, 2)
     return run
 
 

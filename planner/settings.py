@@ -30,6 +30,10 @@ EXCLUDED_HIGHWAYS : dict[str, frozenset[str]]
 SNAP_TOLERANCE_M : float
     1.0 m. Line endpoints of a road-centreline layer closer than this are
     merged into one node.
+OSM_MAX_MEMORY_MB : float | None
+    None. Memory an OSM extract may need to be read, in MB; None means the
+    RAM available when it is read. A larger extract (estimated from its file
+    size) is refused with the advice to clip it with ``osmium extract``.
 
 Points and thresholds
 ---------------------
@@ -41,8 +45,9 @@ SNAP_WARN_M : float
 THRESHOLDS_MINUTES : tuple[float, ...]
     (5, 10, 15). The largest is the service threshold: 15 minutes for the
     15-minute medical service circle (15分钟医疗服务圈).
-ISOCHRONE_BUFFER_M : float
-    60 m. Half-width of the band drawn around reached road edges.
+ISOCHRONE_CELL_M : float
+    50 m. Cell of the grid on which isochrones are traced from the coverage
+    travel times (a reached cell is drawn whole).
 Analysis defaults
 -----------------
 SITING_CELL_SIZE_M : float
@@ -59,6 +64,13 @@ GRID_TIME_LIMIT_S : float
     normal solve first.
 GRID_TOLERANCE : float
     0.2. Each lead hospital's load stays within ±20 % of its capacity share.
+
+Choices
+-------
+MODES, TIERS, BASEMAPS, COORDS, OBJECTIVES, CONTIGUITIES : tuple[str, ...]
+    The accepted names of travel modes, institution tiers, map basemaps,
+    coordinate datums, siting objectives and grid contiguities; the CLI's
+    choices come from here.
 
 Limits
 ------
@@ -106,14 +118,20 @@ EXCLUDED_HIGHWAYS: dict[str, frozenset[str]] = {
                        "sidewalk", "crossing"},
 }
 SNAP_TOLERANCE_M: float = 1.0  # metres
+OSM_MAX_MEMORY_MB: float | None = None  # MB; None = the RAM available
 
 MAX_SNAP_M: float = 500.0  # metres
 SNAP_WARN_M: float = 300.0  # metres
 THRESHOLDS_MINUTES: tuple[float, ...] = (5.0, 10.0, 15.0)  # minutes
-ISOCHRONE_BUFFER_M: float = 60.0  # metres
+ISOCHRONE_CELL_M: float = 50.0  # metres
 
 MODES: tuple[str, ...] = ("walk", "ebike", "drive")
 TIERS: tuple[str, ...] = ("tertiary", "secondary", "primary", "station")
+# the other choices the CLI offers, here so that `planner --help` reads them without importing maps/ or pipeline/
+BASEMAPS: tuple[str, ...] = ("osm", "amap", "tianditu", "none")  # re-exported by planner.maps
+COORDS: tuple[str, ...] = ("wgs84", "gcj02", "bd09")  # datums of input coordinates (planner.datum takes aliases too)
+OBJECTIVES: tuple[str, ...] = ("coverage", "mean-time")  # of planner.pipeline.run_siting
+CONTIGUITIES: tuple[str, ...] = ("queen", "rook")  # of planner.pipeline.run_grids
 TIER_LABELS_ZH: dict[str, str] = {
     "tertiary": "三级医院",
     "secondary": "二级医院",
@@ -194,4 +212,5 @@ LIMITS: dict[str, Limit] = {
     "max_nodes": Limit(0.0, math.inf, "", "branch-and-bound nodes of the MIP"),
     "workers": Limit(1.0, math.inf, "", "workers of the local dask cluster"),
     "retries": Limit(0.0, math.inf, "", "retries of a failed batch case"),
+    "isochrone_cell_m": Limit(1.0, 1000.0, "m", "isochrone grid cell size"),
 }

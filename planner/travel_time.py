@@ -12,12 +12,15 @@ node:
   reported, never dropped, and gets no travel time;
 * one-way streets are honoured on partial segments too.
 
-Many points at once (demand cells) are snapped through a k-d tree over short
-straight pieces of the roads, which finds each point's nearest segment without
-a per-point tree search; GEOS then gives the exact distance. Points whose
-nearest segment is not clear-cut (a tie within a micrometre, or a point far
-from every road) go through the STRtree search, so the result is the same as
-the STRtree search for every point.
+Many points at once (demand cells) are snapped through a grid over short
+straight pieces of the roads, in vectorised numpy: a first upper bound on
+each point's distance to the roads, then every piece within it. The distance
+and the position along the segment are computed with GEOS's own formulas, so
+``snap_m`` and ``frac`` equal ``shapely.distance`` and
+``shapely.line_locate_point`` to the bit (polygon centroids too, see
+:func:`planner._snap._metric_xy`). Points whose nearest segment is not clear-cut (a tie
+within a micrometre) go through the STRtree search, so the result is the same
+as the STRtree search for every point.
 
 All times are *to* the facility (residents travelling to care). Shortest paths
 to many facilities come from one multi-source Dijkstra on the reversed graph
@@ -30,7 +33,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import networkx as nx
@@ -40,19 +43,16 @@ import shapely
 from pyproj import CRS
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import cKDTree
 
 from . import settings
+from ._snap import _BULK_SNAP_MIN_POINTS, _build_piece_index, _metric_xy, _PieceIndex, _snap_bulk
+
+if TYPE_CHECKING:
+    from .network import RoadNetwork
 
 logger = logging.getLogger(__name__)
 
 _MIN_EDGE_S = 1e-3  # seconds; csgraph would drop explicit zero weights
-_PIECE_STEP_M = 100.0  # metres; longest road piece the bulk snapping index holds as one midpoint
-_BULK_SNAP_MIN_POINTS = 2_000  # fewer points are snapped by the STRtree search alone
-_BULK_SNAP_CHUNK = 32_768  # points per vectorised batch (bounds memory at chunk x k floats)
-_BULK_SNAP_K = (8, 32)  # nearest piece midpoints tried per point, in rounds
-_TIE_M = 1e-6  # metres; nearest segments closer than this to each other count as a tie
-_SLACK_M = 1e-3  # metres; rounding allowance in the bulk index's search radii
 
 
 @dataclass(frozen=True)
@@ -106,95 +106,15 @@ class CompiledNetwork:
         return _build_piece_index(self.seg_geom)
 
 
-@dataclass(frozen=True)
-class _PieceIndex:
-    """Every straight piece (two consecutive vertices) of every road segment.
-
-    The k-d tree holds the midpoints of the pieces cut into sub-pieces of at
-    most ``_PIECE_STEP_M``; a point at distance ``d`` from a piece is within
-    ``d + half_m`` of one of its midpoints.
-    """
-
-    ax: np.ndarray
-    ay: np.ndarray
-    bx: np.ndarray
-    by: np.ndarray
-    seg: np.ndarray  # segment of each piece
-    piece: np.ndarray  # piece of each midpoint in `kd`
-    half_m: float  # largest half-length of a sub-piece, metres
-    kd: cKDTree
-
-
-def _build_piece_index(seg_geom: np.ndarray) -> _PieceIndex | None:
-    if len(seg_geom) == 0 or not (shapely.get_type_id(seg_geom) == 1).all() or shapely.is_empty(seg_geom).any():
-        return None
-    xy, gi = shapely.get_coordinates(seg_geom, return_index=True)
-    k = np.flatnonzero(gi[1:] == gi[:-1])
-    a, b = xy[k], xy[k + 1]
-    length = np.hypot(b[:, 0] - a[:, 0], b[:, 1] - a[:, 1])
-    n_sub = np.maximum(np.ceil(length / _PIECE_STEP_M), 1).astype(np.int64)
-    piece = np.repeat(np.arange(len(k)), n_sub)
-    j = np.arange(len(piece)) - np.repeat(np.cumsum(n_sub) - n_sub, n_sub)
-    t = ((j + 0.5) / n_sub[piece])[:, None]
-    mid = a[piece] + (b[piece] - a[piece]) * t
-    return _PieceIndex(ax=a[:, 0].copy(), ay=a[:, 1].copy(), bx=b[:, 0].copy(), by=b[:, 1].copy(), seg=gi[k],
-                       piece=piece, half_m=float((length / n_sub).max()) / 2.0,
-                       kd=cKDTree(mid, balanced_tree=False, compact_nodes=False))  # faster to build and to query here
-
-
-def _nearest_segments_bulk(idx: _PieceIndex, xy: np.ndarray, max_snap_m: float) -> tuple[np.ndarray, np.ndarray]:
-    """Find the nearest segment of each point where it is clear-cut.
-
-    Returns
-    -------
-    seg, far
-        ``seg``: the nearest segment, -1 where it is not settled here (a tie
-        within ``_TIE_M``, or not enough candidates); ``far``: the point is
-        certainly farther than `max_snap_m` from every road.
-    """
-    n = len(xy)
-    seg = np.full(n, -1, dtype=np.int64)
-    far = np.zeros(n, dtype=bool)
-    n_mid = len(idx.piece)
-    for lo in range(0, n, _BULK_SNAP_CHUNK):
-        todo = np.arange(lo, min(lo + _BULK_SNAP_CHUNK, n))
-        for k in _BULK_SNAP_K:
-            if not len(todo):
-                break
-            k = min(k, n_mid)
-            dk, ik = idx.kd.query(xy[todo], k=k)
-            dk, ik = dk.reshape(len(todo), k), ik.reshape(len(todo), k)
-            pc = idx.piece[ik]
-            ax, ay = idx.ax[pc], idx.ay[pc]
-            dx, dy = idx.bx[pc] - ax, idx.by[pc] - ay
-            px, py = xy[todo, :1] - ax, xy[todo, 1:] - ay
-            l2 = dx * dx + dy * dy
-            with np.errstate(invalid="ignore", divide="ignore"):
-                t = np.clip(np.where(l2 > 0, (px * dx + py * dy) / l2, 0.0), 0.0, 1.0)
-            d = np.hypot(px - t * dx, py - t * dy)
-            sg = idx.seg[pc]
-            rows = np.arange(len(todo))
-            jb = d.argmin(axis=1)
-            best_d, best_s = d[rows, jb], sg[rows, jb]
-            second = np.where(sg != best_s[:, None], d, np.inf).min(axis=1)
-            # every piece within best_d (+ tie margin) has a midpoint within best_d + half: all among the k?
-            complete = (k == n_mid) | (dk[:, -1] > best_d + idx.half_m + _TIE_M + _SLACK_M)
-            is_far = dk[:, 0] - idx.half_m - _SLACK_M > max_snap_m
-            tie = second - best_d <= _TIE_M
-            ok = complete & ~tie & ~is_far
-            seg[todo[ok]] = best_s[ok]
-            far[todo[is_far]] = True
-            todo = todo[~ok & ~is_far & ~tie]
-    return seg, far
-
-
-def compile_network(G: nx.MultiDiGraph) -> CompiledNetwork:
-    """Compile a projected graph with ``travel_time`` edges for bulk routing.
+def compile_network(roads: RoadNetwork | nx.MultiDiGraph) -> CompiledNetwork:
+    """Compile a road network for bulk routing.
 
     Parameters
     ----------
-    G
-        Graph from :func:`planner.network.load_network` (metric CRS, edge
+    roads
+        A :class:`planner.network.RoadNetwork` (from
+        :func:`planner.network.load_roads`), or a projected graph from
+        :func:`planner.network.load_network` (metric CRS, edge
         ``travel_time`` in seconds and ``geometry``).
 
     Returns
@@ -210,19 +130,32 @@ def compile_network(G: nx.MultiDiGraph) -> CompiledNetwork:
     >>> net.n_nodes == len(G)
     True
     """
+    if not isinstance(roads, nx.Graph):
+        return _compile_roads(roads)
+    G = roads
     nodes = list(G.nodes)
     index = {nd: i for i, nd in enumerate(nodes)}
-    node_xy = np.array([[G.nodes[nd]["x"], G.nodes[nd]["y"]] for nd in nodes], dtype=float)
-    m = G.number_of_edges()
-    u = np.empty(m, dtype=np.int64)
-    v = np.empty(m, dtype=np.int64)
-    tt = np.empty(m)
-    length = np.empty(m)
-    geoms = np.empty(m, dtype=object)
-    for i, (a, b, d) in enumerate(G.edges(data=True)):
-        u[i], v[i], tt[i], length[i], geoms[i] = index[a], index[b], d["travel_time"], d["length"], d.get("geometry")
+    node_xy = np.array([[d["x"], d["y"]] for _, d in G.nodes(data=True)], dtype=float).reshape(-1, 2)
+    rows = [(index[a], index[b], d["travel_time"], d["length"], d.get("geometry")) for a, b, d in G.edges(data=True)]
+    u, v, tt, length, geom = zip(*rows, strict=True) if rows else ((), (), (), (), ())
+    geoms = np.empty(len(rows), dtype=object)
+    geoms[:] = geom
+    u, v = np.array(u, dtype=np.int64), np.array(v, dtype=np.int64)
+    tt, length = np.array(tt, dtype=float), np.array(length, dtype=float)
     return compile_edges(np.array(nodes, dtype=object), node_xy, u, v, tt, length, geometry=geoms,
                          crs=G.graph["crs"], mode=str(G.graph.get("mode", "walk")))
+
+
+def _compile_roads(roads: RoadNetwork) -> CompiledNetwork:
+    """Compile a RoadNetwork: its directed edges, geometry reversed for the b→a ones."""
+    d = roads.directed_edges()
+    piece, rev = d["piece"], d["reverse"]
+    geoms = np.asarray(roads.geometry, dtype=object)[piece]  # a copy
+    if rev.any():
+        geoms[rev] = shapely.reverse(geoms[rev])
+    return compile_edges(np.asarray(roads.node_id, dtype=object), roads.node_xy, d["u"], d["v"],
+                         np.asarray(roads.travel_time_s, dtype=float)[piece], np.asarray(roads.length_m, dtype=float)[piece],
+                         geometry=geoms, crs=roads.crs, mode=str(roads.mode))
 
 
 def compile_edges(
@@ -360,35 +293,38 @@ def snap_points(
     """
     max_snap = settings.MAX_SNAP_M if max_snap_m is None else float(max_snap_m)
     geo = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
-    geoms = geo.to_crs(net.crs).to_numpy()
-    if len(geoms) and not (shapely.get_type_id(geoms) == 0).all():
-        geoms = shapely.centroid(geoms)
-    n = len(geoms)
+    n = len(geo)
+    pieces = net._pieces if n >= _BULK_SNAP_MIN_POINTS else None
+    xy = _metric_xy(geo, net.crs) if pieces is not None else None
+    geoms = None
+    if xy is None:
+        geoms = geo.to_crs(net.crs).to_numpy()
+        if len(geoms) and not (shapely.get_type_id(geoms) == 0).all():
+            geoms = shapely.centroid(geoms)
+        if pieces is not None:
+            xy = shapely.get_coordinates(geoms)
+            if len(xy) != n or not np.isfinite(xy).all():  # not one finite point each (empty geometries)
+                xy = None
     seg = np.full(n, -1, dtype=np.int64)
     dist = np.full(n, np.nan)
-    search = np.arange(n)  # points left to the STRtree search
-    pieces = net._pieces if n >= _BULK_SNAP_MIN_POINTS else None
-    if pieces is not None:
-        xy = shapely.get_coordinates(geoms)
-        if len(xy) == n and np.isfinite(xy).all():  # one finite point each (no empty geometries)
-            bulk_seg, far = _nearest_segments_bulk(pieces, xy, max_snap)
-            done = np.flatnonzero(bulk_seg >= 0)
-            d = shapely.distance(geoms[done], net.seg_geom[bulk_seg[done]])  # the STRtree search's own distance
-            dist[done] = d
-            seg[done[d <= max_snap]] = bulk_seg[done[d <= max_snap]]
-            search = np.flatnonzero((bulk_seg < 0) & ~far)
-    if len(search):
-        # a bounded search is much faster; only the points it misses get the unbounded one (for reporting)
-        (pi, si), d = net.tree.query_nearest(geoms[search], max_distance=max_snap, return_distance=True, all_matches=False)
-        seg[search[pi]], dist[search[pi]] = si, d
-    rest = np.flatnonzero(np.isnan(dist))
-    if len(rest):
-        (pj, _), dj = net.tree.query_nearest(geoms[rest], return_distance=True, all_matches=False)
-        dist[rest[pj]] = dj
-    ok = seg >= 0
     frac = np.full(n, np.nan)
-    if ok.any():
-        frac[ok] = shapely.line_locate_point(net.seg_geom[seg[ok]], geoms[ok], normalized=True)
+    search = np.arange(n)  # points left to the STRtree search
+    if xy is not None:
+        seg, dist, frac, done = _snap_bulk(pieces, xy, max_snap)
+        search = np.flatnonzero(~done)
+    if len(search):
+        g = geoms[search] if geoms is not None else shapely.points(xy[search])
+        # a bounded search is much faster; only the points it misses get the unbounded one (for reporting)
+        (pi, si), d = net.tree.query_nearest(g, max_distance=max_snap, return_distance=True, all_matches=False)
+        seg[search[pi]], dist[search[pi]] = si, d
+        rest = np.flatnonzero(np.isnan(dist[search]))
+        if len(rest):
+            (pj, _), dj = net.tree.query_nearest(g[rest], return_distance=True, all_matches=False)
+            dist[search[rest[pj]]] = dj
+        found = np.flatnonzero(seg[search] >= 0)
+        if len(found):
+            frac[search[found]] = shapely.line_locate_point(net.seg_geom[seg[search[found]]], g[found], normalized=True)
+    ok = seg >= 0
     return pd.DataFrame(
         {"segment": seg, "frac": frac, "snap_m": dist,
          "access_s": np.where(ok, dist / access_speed_mps(access_speed_kph), np.nan), "snapped": ok},

@@ -2,7 +2,8 @@
 
 Every check walks the AST of every module under ``planner/`` (function bodies included), so a new
 module is covered without touching this file. Imports under ``if TYPE_CHECKING:`` never run and
-are left out.
+are left out. A module that does ``import planner`` and reads ``planner.pipeline`` (the CLI: the
+package loads its submodules on first use) depends on ``planner.pipeline`` as if it imported it.
 """
 
 from __future__ import annotations
@@ -21,16 +22,14 @@ import planner
 PACKAGE = Path(planner.__file__).resolve().parent
 MAX_MODULE_LINES = 900
 MAX_FUNCTION_LINES = 100  # lines of code, the docstring left out
-# imports allowed inside functions: optional or heavy third-party packages, and platform-only modules
+# heavy third-party packages: never loaded by `import planner.cli` or `planner --help` (each costs 0.1-1 s to import)
+HEAVY = ("osmnx", "matplotlib", "sklearn", "dask", "distributed", "folium", "rasterio", "geopandas", "pandas",
+         "shapely", "scipy", "pyproj", "networkx", "openpyxl", "highspy", "numpy")
+# imports allowed inside functions: heavy or optional third-party packages, and platform-only modules
 DEFERRED_OK = frozenset({
-    "osmnx", "matplotlib", "mpl_toolkits", "mplfonts", "sklearn", "dask", "distributed", "folium", "branca",
-    "rasterio", "highspy", "openpyxl", "playwright", "osmium", "tqdm",
+    *HEAVY, "mpl_toolkits", "mplfonts", "branca", "playwright", "osmium", "tqdm",
     "fcntl", "msvcrt", "ctypes", "winreg",  # one operating system only
 })
-# The CLI is the top of the one-way flow (nothing imports it): its commands import the analysis stack when they
-# run, so that `planner --help` and `planner version` start without geopandas, osmnx or folium. No other module may.
-DEFERRED_PLANNER_OK = frozenset({"planner.cli"})
-HEAVY = ("osmnx", "matplotlib", "dask", "distributed", "folium", "rasterio")  # never loaded by `planner --help`
 
 
 def _module_name(path: Path) -> str:
@@ -88,11 +87,22 @@ def _targets(module: str, node: ast.Import | ast.ImportFrom) -> list[str]:
     return [*subs, *([base] if reads_base else [])]
 
 
+def _lazy_targets(tree: ast.AST, imports: list[tuple[ast.Import | ast.ImportFrom, str | None]]) -> set[str]:
+    """Return the submodules read as ``planner.<name>`` by a module that does ``import planner`` (loaded on first use)."""
+    if not any(isinstance(node, ast.Import) and any(a.name == "planner" and a.asname is None for a in node.names)
+               for node, _ in imports):
+        return set()
+    return {f"planner.{n.attr}" for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
+            and n.value.id == "planner" and f"planner.{n.attr}" in MODULES}
+
+
 def _graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in MODULES.items():
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        graph[name] = {t for node, _ in _imports(tree) for t in _targets(name, node) if t != name}
+        imports = _imports(tree)
+        targets = {t for node, _ in imports for t in _targets(name, node)} | _lazy_targets(tree, imports)
+        graph[name] = targets - {name}
     return graph
 
 
@@ -135,6 +145,18 @@ def test_cycle_finder_and_import_resolution():
     found = [(sorted(_targets("planner.coverage", node)), func) for node, func in _imports(tree)]
     assert found == [(["planner.settings"], None), (["planner.io"], None), (["planner.network"], None),
                      (["planner._errors"], "f"), ([], None)]
+    lazy = ast.parse("import planner\ndef f():\n    return planner.pipeline.run_case, planner.__version__\n")
+    assert _lazy_targets(lazy, _imports(lazy)) == {"planner.pipeline"}
+    unbound = ast.parse("from . import settings\nplanner = None\nplanner.pipeline\n")
+    assert _lazy_targets(unbound, _imports(unbound)) == set()
+
+
+def test_the_cli_reads_the_analysis_modules_through_the_lazy_package():
+    """The CLI imports `planner` and uses ``planner.pipeline`` etc., so its commands depend on them in the graph."""
+    assert {"planner.pipeline", "planner.exports", "planner.scenarios", "planner.batch", "planner.io",
+            "planner.maps"} <= _graph()["planner.cli"]
+    importers = {name for name, deps in _graph().items() if "planner.cli" in deps}
+    assert importers == {"planner.__main__"}, "only `python -m planner` imports the CLI (the top of the flow)"
 
 
 # ---------------------------------------------------------------------------------------------- the package
@@ -182,8 +204,6 @@ def test_imports_inside_functions_only_for_optional_heavy_packages():
                 roots = {(node.module or "").split(".")[0]}
             else:
                 roots = {a.name.split(".")[0] for a in node.names}
-            if roots == {"planner"} and name in DEFERRED_PLANNER_OK:
-                continue
             if not roots <= DEFERRED_OK:
                 offenders.append(f"{name}.{func} (line {node.lineno}): {ast.unparse(node)}")
     assert not offenders, "imports inside functions:\n" + "\n".join(offenders)
@@ -207,23 +227,30 @@ def test_submodules_load_on_first_use():
             "import json; print(json.dumps([before, ok, planner.__version__]))")
     before, ok, version = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                                                     text=True).stdout)
-    assert before == ["planner._errors", "planner._version"]
+    assert before == ["planner._errors"]  # even the version (importlib.metadata) is read on first use
     assert ok and version == planner.__version__
     with pytest.raises(AttributeError, match="no attribute 'nonesuch'"):
         planner.nonesuch  # noqa: B018
 
 
 def test_help_imports_no_heavy_package():
-    """``planner --help`` and each command's ``--help`` import none of osmnx, matplotlib, dask, folium, rasterio."""
+    """``import planner.cli``, ``planner --help``, ``planner version`` and each command's ``--help`` import no HEAVY package."""
     code = (
         "import json, sys\n"
-        "from typer.testing import CliRunner\n"
+        f"def heavy(): return sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))\n"
         "from planner.cli import app\n"
-        "codes = [CliRunner().invoke(app, args).exit_code for args in (['--help'], *([c, '--help'] for c in\n"
-        "         ('coverage', 'run', 'compare', 'site', 'grid', 'batch', 'version')))]\n"
-        f"print(json.dumps([codes, sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})]))\n"
+        "on_import = heavy()\n"
+        "from typer.testing import CliRunner\n"
+        "runs = [CliRunner().invoke(app, args) for args in (['--help'], *([c, '--help'] for c in\n"
+        "        ('coverage', 'run', 'compare', 'site', 'grid', 'batch', 'version')))]\n"
+        "runs.append(CliRunner().invoke(app, ['version']))\n"
+        "pydantic = 'pydantic' in sys.modules\n"
+        "print(json.dumps([[r.exit_code for r in runs], runs[1].output, on_import, heavy(), pydantic]))\n"
     )
-    codes, heavy = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                             text=True).stdout)
-    assert codes == [0] * 8
+    codes, coverage_help, on_import, heavy, pydantic = json.loads(subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    assert codes == [0] * 9
+    assert "coverage [OPTIONS]" in coverage_help and "--institutions" in coverage_help
+    assert on_import == [], f"`import planner.cli` imports {on_import}"
     assert heavy == [], f"`planner --help` imports {heavy}"
+    assert not pydantic, "`planner <command> --help` or `planner version` imports pydantic (an absent --help; see cli.app)"

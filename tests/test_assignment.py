@@ -16,7 +16,7 @@ from planner import InfeasibleModelError, InvalidValueError, UnreachableFacility
 from planner.assignment import assign_lead_hospital, nearest_lead_baseline
 from planner.grids import cell_adjacency, dissolve_grids, district_summary, grids_summary
 from planner.pipeline import load_case
-from planner.travel_time import compile_network, od_travel_times, snap_points
+from planner.travel_time import od_travel_times, snap_points
 
 # --------------------------------------------------------------------------------------------------------------------
 # a 1 x 6 strip, solvable by hand
@@ -216,7 +216,7 @@ def wuhan_core():
     case = load_case(datasets.get_path("wuhan_roads"), datasets.get_path("wuhan_institutions"),
                      datasets.get_path("wuhan_population"), boundaries=datasets.get_path("wuhan_districts"),
                      mode="drive", cell_size_m=1000)
-    net = compile_network(case.graph)
+    net = case.net
     districts = ["江汉区", "硚口区"]
     cells = case.cells[case.cells["district"].isin(districts)]
     inst = case.institutions
@@ -341,7 +341,7 @@ def wuhan_three_districts():
     case = load_case(datasets.get_path("wuhan_roads"), datasets.get_path("wuhan_institutions"),
                      datasets.get_path("wuhan_population"), boundaries=datasets.get_path("wuhan_districts"),
                      mode="drive", cell_size_m=1000)
-    net = compile_network(case.graph)
+    net = case.net
     districts = ["江汉区", "硚口区", "江岸区"]
     cells = case.cells[case.cells["district"].isin(districts)]
     inst = case.institutions

@@ -250,6 +250,22 @@ def test_bad_option_value_is_a_usage_error(tmp_path, option, value):
     assert not out.exists()  # rejected before anything ran: no outputs, no error.log
 
 
+def test_cli_choices_come_from_settings(tmp_path):
+    """The choices `--help` shows are the settings tuples the analyses accept (read without importing maps/)."""
+    from planner import cli, maps, settings
+
+    choices = {name: tuple(m.value for m in enum) for name, enum in
+               (("mode", cli.Mode), ("basemap", cli.Basemap), ("coords", cli.Coords), ("objective", cli.Objective),
+                ("contiguity", cli.Contiguity))}
+    assert choices == {"mode": ("walk", "ebike", "drive"), "basemap": ("osm", "amap", "tianditu", "none"),
+                       "coords": ("wgs84", "gcj02", "bd09"), "objective": ("coverage", "mean-time"),
+                       "contiguity": ("queen", "rook")}
+    assert choices["mode"] == settings.MODES and maps.BASEMAPS is settings.BASEMAPS
+    assert cli.Objective.mean_time == "mean-time" and cli.Mode("drive") is cli.Mode.drive
+    result = CliRunner().invoke(app, ["site", *_args(), "--out", str(tmp_path / "out"), "--objective", "p-median"])
+    assert result.exit_code == 2 and "'coverage', 'mean-time'" in result.stderr and not (tmp_path / "out").exists()
+
+
 def test_console_script_missing_file(tmp_path):
     """The installed ``planner`` script: exit 2 and exactly one stderr line."""
     out = tmp_path / "out"

@@ -142,9 +142,10 @@ def test_hand_clipped_way_is_cut_where_nodes_are_missing(tmp_path, caplog):
     # way 10 misses node 3, way 11 nodes 6 and 7: 3 references to 3 nodes; way 10 is cut, way 11 dropped
     assert "dropped 3 references to 3 nodes" in msg
     assert "roads cut where they were: 1;" in msg and "roads dropped (fewer than 2 nodes left): 1" in msg
-    # 1-2-8-4-5 is one chain: simplified to a single two-way edge 1-5, through the detour 2-8-4, never across 2-4
-    assert sorted(G.nodes) == [1, 5]
-    (length,) = {round(d["length"], 1) for _, _, d in G.edges(data=True)}
+    # 1-2-8-4-5 is one chain of two-way pieces: 1-2 and 4-5 (way 10), and the detour 2-8-4 (way 12), never across 2-4
+    assert sorted(G.nodes) == [1, 2, 4, 5]
+    lengths = {(min(u, v), max(u, v)): d["length"] for u, v, d in G.edges(data=True)}
+    length = sum(lengths.values())
 
     def d(a: int, b: int) -> float:
         (lo1, la1), (lo2, la2) = ll[a], ll[b]
@@ -153,10 +154,17 @@ def test_hand_clipped_way_is_cut_where_nodes_are_missing(tmp_path, caplog):
 
     via_detour = d(1, 2) + d(2, 8) + d(8, 4) + d(4, 5)
     assert length == pytest.approx(via_detour, abs=0.5)
+    assert lengths[(2, 4)] == pytest.approx(d(2, 8) + d(8, 4), abs=0.5)
     assert abs(length - 400.0) > 50  # not the straight line 1-2-4-5 across the missing node
     # the pieces keep their OSM way id, so closing way 10 by id still finds them
-    (osmids,) = {tuple(sorted(d["osmid"])) for _, _, d in G.edges(data=True)}
-    assert osmids == (10, 12)
+    osmids = {(min(u, v), max(u, v)): d["osmid"] for u, v, d in G.edges(data=True)}
+    assert osmids == {(1, 2): 10, (2, 4): 12, (4, 5): 10}
+    # OSMnx's reference engine merges the chain into one edge 1-5 with both way ids
+    R = network.load_network(path, mode="walk", engine="osmnx")
+    assert sorted(R.nodes) == [1, 5]
+    (ref_ids,) = {tuple(sorted(d["osmid"])) for _, _, d in R.edges(data=True)}
+    assert ref_ids == (10, 12)
+    assert sum(d["length"] for *_, d in R.edges(data=True)) / 2 == pytest.approx(length, rel=1e-9)
 
 
 def test_clipped_osm_institutions_are_placed_from_the_nodes_in_the_file(tmp_path, caplog):

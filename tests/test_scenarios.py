@@ -169,15 +169,16 @@ def test_closing_roads_never_shortens_trips(base):
     import geopandas as gpd
 
     # close a junction away from every institution (so that none of them joins the network elsewhere)
-    G = b.graph
-    inst_m = b.institutions.to_crs(G.graph["crs"])
-    xy = np.array([[G.nodes[n]["x"], G.nodes[n]["y"]] for n in G.nodes])
-    deg = np.array([G.degree(n) for n in G.nodes])
+    roads = b.roads
+    inst_m = b.institutions.to_crs(roads.crs)
+    xy = roads.node_xy
+    w = roads.forward.astype(int) + roads.backward.astype(int)  # directed edges per piece, at each end
+    deg = np.bincount(roads.a, weights=w, minlength=roads.n_nodes) + np.bincount(roads.b, weights=w, minlength=roads.n_nodes)
     far = np.min(np.hypot(xy[:, :1] - inst_m.geometry.x.to_numpy(), xy[:, 1:] - inst_m.geometry.y.to_numpy()), axis=1)
     centre = inst_m.geometry.union_all().centroid
     ok = (deg >= 6) & (far > 800)
     pick = xy[ok][np.argmin(np.hypot(xy[ok, 0] - centre.x, xy[ok, 1] - centre.y))]
-    box = gpd.GeoSeries.from_xy([pick[0] - 80, pick[0] + 80], [pick[1] - 80, pick[1] + 80], crs=G.graph["crs"]).to_crs(4326)
+    box = gpd.GeoSeries.from_xy([pick[0] - 80, pick[0] + 80], [pick[1] - 80, pick[1] + 80], crs=roads.crs).to_crs(4326)
     (x0, x1), (y0, y1) = box.x.to_numpy(), box.y.to_numpy()
     r = whatif(tmp, "closed", f"[[edits.close_roads]]\npolygon = [[{x0}, {y0}], [{x1}, {y0}], [{x1}, {y1}], [{x0}, {y1}]]\n")
     assert r.summary["scenario"]["closed"]["closed_edges"] > 0

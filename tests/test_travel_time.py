@@ -7,8 +7,9 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 
-from planner import network, travel_time
+from planner import _snap, network, travel_time
 
 from .conftest import toy_cells, toy_points
 
@@ -112,8 +113,18 @@ def test_compile_edges_from_arrays_matches_graph(guanggu_drive):
                                   check_exact=False, atol=1e-6)
 
 
+def _assert_same_snapping(bulk: pd.DataFrame, tree: pd.DataFrame) -> None:
+    """Same segment and flags exactly; frac within 1e-9 and metres within 1e-6 (GEOS's own formulas: equal bits here)."""
+    pd.testing.assert_index_equal(bulk.index, tree.index)
+    assert (bulk["segment"].to_numpy() == tree["segment"].to_numpy()).all()
+    assert (bulk["snapped"].to_numpy() == tree["snapped"].to_numpy()).all()
+    np.testing.assert_allclose(bulk["frac"], tree["frac"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(bulk["snap_m"], tree["snap_m"], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(bulk["access_s"], tree["access_s"], rtol=0, atol=1e-6)
+
+
 def test_bulk_snapping_equals_strtree_search(guanggu_walk, monkeypatch):
-    """Many points go through the k-d tree over road pieces; every result equals the STRtree search.
+    """Many points go through the grid over road pieces; every result equals the STRtree search.
 
     The points include the hard ones: exactly on nodes (ties between the segments meeting there),
     half-way between two roads, and far from every road.
@@ -126,12 +137,48 @@ def test_bulk_snapping_equals_strtree_search(guanggu_walk, monkeypatch):
     on_nodes = net.node_xy  # all 449 nodes
     a, b = net.node_xy[net.seg_a], net.node_xy[net.seg_b]
     midpoints = (a + b) / 2  # on a segment, often also equidistant from a crossing one
-    xy = np.r_[rand, on_nodes, midpoints]
+    vertices = shapely.get_coordinates(net.seg_geom)  # inner vertices: two pieces of one segment tie
+    remote = net.node_xy[:40] + [60_000.0, -45_000.0]  # far outside the grid: left to the STRtree search
+    xy = np.r_[rand, on_nodes, midpoints, vertices, remote]
     pts = gpd.GeoSeries.from_xy(xy[:, 0], xy[:, 1], crs=net.crs)
     bulk = travel_time.snap_points(net, pts)
-    settled, far = travel_time._nearest_segments_bulk(net._pieces, xy, 500.0)
-    assert ((settled >= 0) | far).mean() > 0.9 and far.sum() > 500  # the fast path does most of the work here
+    seg, dist, frac, done = _snap._snap_bulk(net._pieces, xy, 500.0)
+    # the fast path settles almost every random point (ties at nodes go to the STRtree search)
+    assert done[:6000].mean() > 0.98 and (done & (seg < 0)).sum() > 500 and not done[-40:].any()
     monkeypatch.setattr(travel_time, "_BULK_SNAP_MIN_POINTS", 10**12)  # STRtree search only
     tree = travel_time.snap_points(net, pts)
-    pd.testing.assert_frame_equal(bulk, tree)
+    _assert_same_snapping(bulk, tree)
     assert bulk["snapped"].sum() > 2500 and (~bulk["snapped"]).sum() > 500
+    assert ((bulk["frac"] > 0.01) & (bulk["frac"] < 0.99)).sum() > 1000  # inside segments, not only at their ends
+
+
+def test_bulk_snapping_of_polygon_cells_equals_geos(guanggu_walk, monkeypatch):
+    """A WGS-84 grid of square cells (shared corners, as from a raster): centroids and snapping equal GEOS's."""
+    _, net = guanggu_walk
+    (xmin, ymin), (xmax, ymax) = net.node_xy.min(axis=0), net.node_xy.max(axis=0)
+    x, y = np.meshgrid(np.arange(xmin - 600, xmax + 600, 50.0), np.arange(ymin - 600, ymax + 600, 50.0))
+    boxes = shapely.box(x.ravel(), y.ravel(), x.ravel() + 50, y.ravel() + 50)
+    cells = gpd.GeoDataFrame({"population": np.ones(len(boxes))}, geometry=boxes, crs=net.crs).to_crs("EPSG:4326")
+    cells.index = pd.Index([f"c{i}" for i in range(len(cells))], name="cell_id")
+    assert len(cells) > 5000
+    xy = _snap._metric_xy(cells.geometry, net.crs)
+    expected = shapely.get_coordinates(shapely.centroid(cells.geometry.to_crs(net.crs).to_numpy()))
+    np.testing.assert_array_equal(xy, expected)  # to the bit
+    bulk = travel_time.snap_points(net, cells)
+    monkeypatch.setattr(travel_time, "_BULK_SNAP_MIN_POINTS", 10**12)
+    tree = travel_time.snap_points(net, cells)
+    _assert_same_snapping(bulk, tree)
+    assert bulk["snapped"].sum() > 2000 and (~bulk["snapped"]).sum() > 100
+
+
+def test_metric_xy_leaves_unusual_geometries_to_geos(guanggu_walk):
+    """Mixed types, holes and missing CRS are not handled by the fast path (the caller uses GEOS)."""
+    _, net = guanggu_walk
+    x0, y0 = net.node_xy[0]
+    sq = shapely.box(x0, y0, x0 + 100, y0 + 100)
+    holed = sq.difference(shapely.box(x0 + 40, y0 + 40, x0 + 60, y0 + 60))
+    assert _snap._metric_xy(gpd.GeoSeries([sq, holed], crs=net.crs), net.crs) is None
+    assert _snap._metric_xy(gpd.GeoSeries([sq, shapely.Point(x0, y0)], crs=net.crs), net.crs) is None
+    assert _snap._metric_xy(gpd.GeoSeries([sq]), net.crs) is None
+    pts = gpd.GeoSeries.from_xy([x0, x0 + 5], [y0, y0 + 5], crs=net.crs)
+    np.testing.assert_array_equal(_snap._metric_xy(pts, net.crs), [[x0, y0], [x0 + 5, y0 + 5]])

@@ -28,8 +28,8 @@ from branca.element import MacroElement, Template
 
 from .._errors import InvalidValueError
 from ..datum import wgs84_to_gcj02
+from ..settings import BASEMAPS
 
-BASEMAPS: tuple[str, ...] = ("osm", "amap", "tianditu", "none")
 _BASEMAP_DATUMS = {"osm": "wgs84", "amap": "gcj02", "tianditu": "wgs84", "none": "wgs84"}  # datum of the tiles
 TIANDITU_KEY_ENV = "TIANDITU_KEY"  # environment variable holding the Tianditu browser key
 APPROVAL_NOTICE = "公开展示需标注审图号 GS(20xx)xxxx — 见地图服务商 see the provider"

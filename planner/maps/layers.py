@@ -28,6 +28,7 @@ from branca.element import MacroElement, Template
 
 from .. import settings
 from .._errors import InvalidValueError, NoCrsError
+from ..isochrones import dissolve_isochrones
 from .basemaps import _DECIMALS, INSTITUTION_PANE, _basemap_of, esc, shift_for_basemap
 
 TIER_COLOURS: dict[str, str] = {
@@ -233,6 +234,7 @@ def add_isochrones(
     *,
     minutes: Sequence[float],
     shown: float | None = None,
+    dissolved: gpd.GeoDataFrame | None = None,
     simplify_deg: float = 5e-5,
 ) -> list[folium.GeoJson]:
     """Draw isochrones, one layer per threshold (dissolved over institutions).
@@ -247,9 +249,14 @@ def add_isochrones(
         Thresholds to draw, in minutes.
     shown
         Threshold whose layer is on at start (the largest by default).
+    dissolved
+        The layer dissolved with the polygons
+        (:func:`planner.isochrones.compute_isochrone_layers`; rows with
+        ``tier == "all"`` are drawn as they are). Without it, `iso` is
+        dissolved here with :func:`planner.isochrones.dissolve_isochrones`.
     simplify_deg
-        Simplification tolerance in degrees (5e-5 deg is about 5 m, below a
-        pixel up to zoom 15; it halves the size of a city's isochrones).
+        Simplification tolerance in degrees for polygons dissolved here
+        (5e-5 deg is about 5 m, below a pixel up to zoom 15).
 
     Returns
     -------
@@ -260,13 +267,18 @@ def add_isochrones(
     if iso is None or len(iso) == 0:
         return layers
     shown = max(minutes) if shown is None else shown
+    if dissolved is None:
+        dissolved = dissolve_isochrones(iso[iso["minutes"].isin(list(minutes))])
+        dissolved["geometry"] = shapely.simplify(dissolved.geometry.to_numpy(), simplify_deg)
+    dissolved = dissolved[dissolved["tier"] == "all"]
     for mins in sorted(minutes, reverse=True):
-        sel = iso[iso["minutes"] == mins]
-        shape = shapely.simplify(_dissolve(sel.geometry.to_numpy()), simplify_deg)
-        if shape.is_empty:
+        sel = dissolved[dissolved["minutes"] == mins]
+        shape = sel.geometry.iloc[0] if len(sel) else shapely.Polygon()
+        if shape is None or shape.is_empty:
             continue
+        n_inst = int(sel["institutions"].iloc[0])
         gdf = gpd.GeoDataFrame(geometry=[shape], crs=iso.crs)
-        props = [{"label": esc(f"{mins:g} 分钟等时圈 {mins:g}-min isochrone ({len(sel)} 机构 institutions)")}]
+        props = [{"label": esc(f"{mins:g} 分钟等时圈 {mins:g}-min isochrone ({n_inst} 机构 institutions)")}]
         layer = folium.GeoJson(
             _feature_collection(_for_map(m, gdf), props, ids=[f"isochrone-{mins:g}"]),
             name=esc(f"等时圈 Isochrones {mins:g} min"),

@@ -128,7 +128,8 @@ def render_coverage_map(
     has_districts = run.districts is not None and len(run.districts) > 0
     if has_districts:
         add_districts(m, run.districts, max_minutes=tmax)
-    iso_layers = add_isochrones(m, run.isochrones, minutes=minutes, shown=isochrone_minutes or tmax)
+    iso_layers = add_isochrones(m, run.isochrones, minutes=minutes, shown=isochrone_minutes or tmax,
+                                dissolved=getattr(run, "isochrones_dissolved", None))
     add_institutions(m, run.institutions)
     add_layer_control(m)
     summary = LegendSection(

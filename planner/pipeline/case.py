@@ -17,10 +17,10 @@ import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -40,8 +40,11 @@ from ..io import (
     read_vector,
     suffix_of,
 )
-from ..network import load_network
+from ..network import RoadNetwork, load_roads
 from ..travel_time import CompiledNetwork, compile_network, snap_points
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +167,10 @@ class CaseInputs:
 
     Attributes
     ----------
-    graph
-        Road network for the mode (unedited).
+    roads
+        Road network for the mode (unedited), on arrays.
+    net
+        `roads` compiled for routing (:func:`planner.travel_time.compile_network`).
     institutions
         Institutions, with ``district`` when boundaries are given.
     cells
@@ -184,7 +189,8 @@ class CaseInputs:
         The options the case was loaded with (paths, mode, speeds, datum).
     """
 
-    graph: nx.MultiDiGraph
+    roads: RoadNetwork
+    net: CompiledNetwork
     institutions: gpd.GeoDataFrame
     cells: gpd.GeoDataFrame
     districts: gpd.GeoDataFrame | None
@@ -193,6 +199,19 @@ class CaseInputs:
     population_input_total: float
     max_snap_m: float
     options: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def graph(self) -> nx.MultiDiGraph:
+        """The road network as an OSMnx-style graph, built on request (``roads.to_networkx()``, then kept).
+
+        For users who want networkx; the pipeline works on :attr:`roads`
+        and :attr:`net`.
+        """
+        return self.roads.to_networkx()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the inputs without the graph built on request."""
+        return {k: v for k, v in self.__dict__.items() if k != "graph"}
 
 
 def load_case(
@@ -232,8 +251,8 @@ def load_case(
                                    max_snap_m=max_snap_m, cell_size_m=cell_size_m)
     inst = load_institutions(institutions, coords=coords)
     districts = load_boundaries(boundaries) if boundaries is not None else None
-    G = load_network(network, mode=mode, speed_kph=speed_kph)
-    net = compile_network(G)
+    roads = load_roads(network, mode=mode, speed_kph=speed_kph)
+    net = compile_network(roads)
     area = compute_study_area(net, boundaries=districts, buffer_m=max_snap)
     datum_warning = None
     if suffix_of(institutions) not in OSM_SUFFIXES:  # OSM files are WGS-84 whatever --coords says
@@ -250,7 +269,7 @@ def load_case(
                "boundaries": None if boundaries is None else str(boundaries), "coords": coords,
                "population_coords": population_coords, "mode": mode, "speed_kph": speed_kph, "cell_size_m": cell_size_m,
                "datum_warning": datum_warning}
-    return CaseInputs(graph=G, institutions=inst, cells=cells, districts=districts, district_totals=district_totals,
+    return CaseInputs(roads=roads, net=net, institutions=inst, cells=cells, districts=districts, district_totals=district_totals,
                       area=area, population_input_total=input_total, max_snap_m=max_snap, options=options)
 
 

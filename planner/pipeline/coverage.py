@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
@@ -26,10 +26,14 @@ from .._errors import UnreachableFacilityError
 from .._validate import check_minutes
 from .._version import __version__
 from ..coverage import coverage_by_cell, coverage_summary
-from ..isochrones import compute_isochrones
-from ..network import network_stats
+from ..isochrones import compute_isochrone_layers
+from ..network import RoadNetwork, network_stats, roads_from_graph
 from ..travel_time import CompiledNetwork, compile_network, snap_points
 from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones
+from .summary import CoverageSummary
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +44,9 @@ class CoverageRun:
 
     Attributes
     ----------
-    graph, net
-        The road network and its compiled form.
+    roads, net
+        The road network (on arrays; :attr:`graph` builds a networkx graph
+        on request) and its compiled form.
     institutions
         Institutions with ``snap_m`` and ``snap_status`` added.
     cells
@@ -51,22 +56,38 @@ class CoverageRun:
     districts
         District polygons with coverage columns, or None.
     summary
-        The report figures (see :func:`planner.coverage.coverage_summary`).
+        The report figures, written as ``summary.json`` (see
+        :class:`planner.pipeline.summary.CoverageSummary`).
+    isochrones_dissolved
+        The isochrones dissolved per threshold, traced from the same reached
+        cells (see :func:`planner.isochrones.compute_isochrone_layers`), or
+        None if not computed.
     """
 
-    graph: nx.MultiDiGraph
+    roads: RoadNetwork
     net: CompiledNetwork
     institutions: gpd.GeoDataFrame
     cells: gpd.GeoDataFrame
     isochrones: gpd.GeoDataFrame
     districts: gpd.GeoDataFrame | None
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: CoverageSummary
+    isochrones_dissolved: gpd.GeoDataFrame | None = None
+
+    @cached_property
+    def graph(self) -> nx.MultiDiGraph:
+        """The road network as an OSMnx-style graph, built on request (``roads.to_networkx()``, then kept)."""
+        return self.roads.to_networkx()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle the run without the graph built on request."""
+        return {k: v for k, v in self.__dict__.items() if k != "graph"}
 
 
 def analyse_case(
     case: CaseInputs,
     *,
-    graph: nx.MultiDiGraph | None = None,
+    roads: RoadNetwork | None = None,
+    graph: nx.MultiDiGraph | RoadNetwork | None = None,
     institutions: gpd.GeoDataFrame | None = None,
     minutes: tuple[float, ...] | None = None,
     speed_kph: float | None = None,
@@ -81,9 +102,14 @@ def analyse_case(
     ----------
     case
         Result of :func:`planner.pipeline.load_case`.
+    roads
+        A what-if network (e.g. with roads closed or other speeds, see
+        :func:`planner.network.close_roads` and :func:`~planner.network.with_speed`);
+        the case's own network by default.
     graph
-        A what-if network (e.g. with roads closed or other speeds); the
-        case's own network by default.
+        The same as `roads`, given as a networkx graph (converted with
+        :func:`planner.network.roads_from_graph`) or as a RoadNetwork; kept
+        for code written before `roads`.
     institutions
         What-if institutions (added, removed, re-tiered); the case's own by
         default. New rows need ``name``, ``tier``, ``tier_source``,
@@ -105,25 +131,35 @@ def analyse_case(
     """
     t0 = time.perf_counter()
     mins = check_minutes(settings.THRESHOLDS_MINUTES if minutes is None else minutes)
-    G = case.graph if graph is None else graph
+    if graph is not None:
+        if roads is not None:
+            msg = "analyse_case: give roads= or graph=, not both"
+            raise TypeError(msg)
+        roads = graph if isinstance(graph, RoadNetwork) else roads_from_graph(graph)
+    roads = case.roads if roads is None else roads
     inst = (case.institutions if institutions is None else institutions).copy()
-    mode = str(G.graph.get("mode", case.options.get("mode", "walk")))
+    mode = roads.mode
     speed_kph = case.options.get("speed_kph") if speed_kph is None else speed_kph
     if access_speed_kph is None and mode == "walk" and speed_kph is not None:
         access_speed_kph = speed_kph
     access_kph = access_speed_kph or settings.ACCESS_SPEED_KPH or settings.WALK_SPEED_KPH
-    net = compile_network(G)
+    net = case.net if roads is case.roads else compile_network(roads)
 
     snap_f = _snap_institutions(case, net, inst, access_kph=access_kph)
+    snap_c = snap_points(net, case.cells, max_snap_m=case.max_snap_m, access_speed_kph=access_kph)
     cov = coverage_by_cell(net, case.cells, inst, max_snap_m=case.max_snap_m, institutions_snapped=snap_f,
-                           access_speed_kph=access_kph)
+                           access_speed_kph=access_kph, cells_snapped=snap_c)
     summary = coverage_summary(cov, inst, snap_f, minutes=mins, district_totals=case.district_totals)
-    iso = compute_isochrones(net, inst, snap_f, minutes=mins, progress=progress) if with_isochrones else \
-        _empty_isochrones()
+    # the cells coverage evaluates, snapped the same way, so every cell it counts lies inside the polygons
+    layers = compute_isochrone_layers(net, inst, snap_f, minutes=mins, samples=case.cells, samples_snapped=snap_c,
+                                      max_snap_m=case.max_snap_m, access_speed_kph=access_kph,
+                                      progress=progress) if with_isochrones else None
+    iso = layers.per_institution if layers is not None else _empty_isochrones()
     dist_gdf = _district_layer(case, summary)
-    summary = _coverage_report(case, G, net, inst, summary, mode=mode, speed_kph=speed_kph, access_kph=access_kph,
+    summary = _coverage_report(case, roads, net, inst, summary, mode=mode, speed_kph=speed_kph, access_kph=access_kph,
                                population_label=population_label, t0=t0)
-    return CoverageRun(graph=G, net=net, institutions=inst, cells=cov, isochrones=iso, districts=dist_gdf, summary=summary)
+    return CoverageRun(roads=roads, net=net, institutions=inst, cells=cov, isochrones=iso, districts=dist_gdf, summary=summary,
+                       isochrones_dissolved=layers.dissolved if layers is not None else None)
 
 
 def _snap_institutions(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, *,
@@ -156,10 +192,10 @@ def _district_layer(case: CaseInputs, summary: dict[str, Any]) -> gpd.GeoDataFra
     return dist_gdf[dist_gdf["name"].isin(by.index)] if len(by) else dist_gdf
 
 
-def _coverage_report(case: CaseInputs, G: nx.MultiDiGraph, net: CompiledNetwork, inst: gpd.GeoDataFrame,
+def _coverage_report(case: CaseInputs, roads: RoadNetwork, net: CompiledNetwork, inst: gpd.GeoDataFrame,
                      summary: dict[str, Any], *,
                      mode: str, speed_kph: float | None, access_kph: float, population_label: str,
-                     t0: float) -> dict[str, Any]:
+                     t0: float) -> CoverageSummary:
     """Return the summary of a coverage run: `summary` with the run's options, study area, network and inputs."""
     n_out = int((inst["snap_status"] == "outside_study_area").sum())
     summary["institutions"]["outside_study_area"] = n_out
@@ -184,7 +220,7 @@ def _coverage_report(case: CaseInputs, G: nx.MultiDiGraph, net: CompiledNetwork,
             "population_input_total": round(case.population_input_total, 1),
             "population_outside_study_area": round(max(case.population_input_total - summary["population_total"], 0.0), 1),
         },
-        "network": network_stats(G),
+        "network": network_stats(roads),
         "inputs": {k: case.options.get(k) for k in _INPUT_KEYS},
         "runtime_s": round(time.perf_counter() - t0, 2),
     }

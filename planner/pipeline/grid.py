@@ -11,7 +11,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -28,8 +28,9 @@ from ..accessibility import e2sfca
 from ..coverage import assign_districts
 from ..institutions import load_institutions
 from ..io import OSM_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input, read_table
-from ..travel_time import CompiledNetwork, compile_network, od_travel_times, snap_points
+from ..travel_time import CompiledNetwork, od_travel_times, snap_points
 from .case import _INPUT_KEYS, Case, CaseInputs, _institutions_with_capacity, _warnings_logged
+from .summary import GridSummary
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class GridRun:
     result
         The :class:`planner.assignment.AssignmentResult`.
     summary
-        The report figures.
+        The report figures, written as ``summary.json`` (see
+        :class:`planner.pipeline.summary.GridSummary`).
     """
 
     case: CaseInputs
@@ -77,7 +79,7 @@ class GridRun:
     baseline_grids: gpd.GeoDataFrame
     districts: pd.DataFrame | None
     result: asg.AssignmentResult
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: GridSummary
 
 
 LEAD_DUPLICATE_M = 2000.0  # metres; leads of the same name closer than this are one hospital mapped twice
@@ -332,7 +334,7 @@ def grid_case(
     mode, cell_size_m, population_label = case.mode, case.cell_size_m, case.population_label
     institutions, coords = case.institutions, case.coords
     inputs = case.load()
-    net = compile_network(inputs.graph)
+    net = inputs.net
     # with a leads file, the capacity column is the leads'
     inst = _institutions_with_capacity(inputs, institutions, coords=coords,
                                        capacity_column=capacity_column if leads is None else None)
@@ -365,7 +367,7 @@ def grid_case(
 
     s = result.summary()
     total = float(cells["population"].sum())
-    summary: dict[str, Any] = {
+    summary: GridSummary = {
         "planner_version": __version__,
         "complete": True,
         "population_unit": population_label,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -24,8 +24,9 @@ from ..candidates import candidates_from_network, filter_candidates, load_candid
 from ..coverage import assign_districts
 from ..io import TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input
 from ..isochrones import compute_isochrones
-from ..travel_time import CompiledNetwork, compile_network, od_travel_times, snap_points
+from ..travel_time import CompiledNetwork, od_travel_times, snap_points
 from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones, _institutions_with_capacity, _warnings_logged
+from .summary import SitingSummary
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ class SitingRun:
     isochrones
         Isochrones of the proposed sites at the threshold.
     summary
-        The report figures.
+        The report figures, written as ``summary.json`` (see
+        :class:`planner.pipeline.summary.SitingSummary`).
     """
 
     case: CaseInputs
@@ -67,7 +69,7 @@ class SitingRun:
     curve: pd.DataFrame | None
     sites: gpd.GeoDataFrame
     isochrones: gpd.GeoDataFrame
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: SitingSummary
 
 
 def run_siting(
@@ -221,7 +223,7 @@ def site_case(
     mode, cell_size_m, population_label, institutions = case.mode, case.cell_size_m, case.population_label, case.institutions
     coords = case.coords
     inputs = case.load()
-    net = compile_network(inputs.graph)
+    net = inputs.net
     inst = _institutions_with_capacity(inputs, institutions, coords=coords, capacity_column=capacity_column)
     snap_i = snap_points(net, inst, max_snap_m=inputs.max_snap_m)
     existing = inst[inst["tier"].isin(tiers) & snap_i["snapped"].to_numpy()]
@@ -250,7 +252,7 @@ def site_case(
     snap_new = snap_points(net, sites, max_snap_m=inputs.max_snap_m)
     iso = compute_isochrones(net, sites, snap_new, minutes=(max_minutes,), progress=progress) if len(sites) else \
         _empty_isochrones()
-    summary: dict[str, Any] = {
+    summary: SitingSummary = {
         "planner_version": __version__,
         "complete": True,
         "population_unit": population_label,
