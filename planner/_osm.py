@@ -437,3 +437,38 @@ def _junctions(u: np.ndarray, v: np.ndarray, seg_piece: np.ndarray, n: int) -> n
     np.minimum.at(lo_p, ends, piece)
     np.maximum.at(hi_p, ends, piece)
     return (np.bincount(ends, minlength=n) != 2) | (lo_nb == hi_nb) | (lo_p != hi_p)  # noqa: PLR2004
+
+
+def read_osm_areas(path: Path, kinds: dict[str, tuple[tuple[str, str | None], ...]]) -> dict[str, list[Any]]:
+    """Read the areas (closed ways and multipolygon relations, assembled by libosmium) of each kind.
+
+    `kinds` maps a kind (e.g. ``"water"``) to the (key, value) tags of its areas (value None: any value), as in
+    :data:`planner.settings.EXCLUSION_OSM_TAGS`. Returns WGS-84 shapely (multi)polygons per kind; an area with
+    tags of two kinds is in both.
+    """
+    import osmium
+    from osmium.filter import KeyFilter
+
+    keys = sorted({k for tags in kinds.values() for k, _ in tags})
+    out: dict[str, list[Any]] = {k: [] for k in kinds}
+    wkb = osmium.geom.WKBFactory()
+    fmt = "pbf" if path.name.lower().endswith(".pbf") else "osm"
+    try:
+        for area in osmium.FileProcessor(osmium.io.File(str(path), fmt)).with_areas().with_filter(KeyFilter(*keys)):
+            if not area.is_area():
+                continue
+            tags = {t.k: t.v for t in area.tags}
+            hit = [k for k, pairs in kinds.items() if any(t in tags and v in (None, tags[t]) for t, v in pairs)]
+            if not hit:
+                continue
+            try:
+                geom = shapely.from_wkb(wkb.create_multipolygon(area))
+            except RuntimeError:  # an area libosmium could not assemble into valid rings
+                continue
+            for k in hit:
+                out[k].append(geom)
+    except RuntimeError as exc:
+        msg = (f"{path}: cannot read the areas of this OSM file ({exc}); fix: check it is a complete .osm or .osm.pbf "
+               "extract")
+        raise InputFileError(msg.replace("\n", " ")) from None
+    return out

@@ -52,6 +52,7 @@ class _Instance:
     col_ptr: np.ndarray  # site-major view of the pairs: col_ptr[j]:col_ptr[j+1] ...
     col_cell: np.ndarray  # ... cells of site j
     col_cost: np.ndarray  # ... and their costs
+    site_weight: np.ndarray | None = None  # suitability weight per site (≥ 0; existing sites 0), None: no weights
 
     @property
     def n_cells(self) -> int:
@@ -225,6 +226,7 @@ def _build_instance(
     cell_ids: Any,
     site_ids: Any,
     radius_label: str | None = None,
+    site_weight: Any = None,
 ) -> _Instance:
     radius = _check_radius(service_radius, required=radius_required)
     r, c, d, (n, m) = _pairs_from_matrix(cost_matrix)
@@ -260,7 +262,34 @@ def _build_instance(
     col_ptr[1:] = np.cumsum(np.bincount(c, minlength=m))
     label = radius_label or ("any route" if math.isinf(radius) else f"service radius {radius:g}")
     return _Instance(cell_ids=cids, site_ids=sids, weights=w, cell=r, site=c, cost=d, existing=is_ex, radius=radius,
-                     radius_label=label, col_ptr=col_ptr, col_cell=r[col_order], col_cost=d[col_order])
+                     radius_label=label, col_ptr=col_ptr, col_cell=r[col_order], col_cost=d[col_order],
+                     site_weight=_check_site_weight(site_weight, sids, is_ex))
+
+
+def _check_site_weight(site_weight: Any, sids: pd.Index, is_ex: np.ndarray) -> np.ndarray | None:
+    """Suitability weight per site (existing sites 0), from a Series/mapping by site id or an array by column."""
+    if site_weight is None:
+        return None
+    if isinstance(site_weight, dict):
+        site_weight = pd.Series(site_weight, dtype=object)
+    if isinstance(site_weight, pd.Series):
+        wt = pd.to_numeric(site_weight.reindex(sids), errors="coerce").to_numpy(dtype=float)
+    else:
+        try:
+            wt = np.asarray(site_weight, dtype=float)
+        except (TypeError, ValueError):
+            wt = np.full(len(sids), math.nan)
+        if wt.shape != (len(sids),):
+            msg = (f"site_weight has {wt.size} values for {len(sids)} sites; fix: pass a Series indexed by site id "
+                   "(weights ≥ 0)")
+            raise InvalidValueError(msg)
+    wt = np.where(is_ex, 0.0, wt)
+    bad = ~(np.isfinite(wt) & (wt >= 0))
+    if bad.any():
+        msg = (f"site_weight is missing, negative or not a number for {int(bad.sum())} candidate site(s) "
+               f"({_first(sids[bad])}); fix: give every candidate a weight ≥ 0 (1 is neutral)")
+        raise InvalidValueError(msg)
+    return wt
 
 
 def _check_n_sites(n_sites: int, inst: _Instance) -> int:
@@ -369,6 +398,7 @@ class _SitingModel:
         existing: Any = None,
         cell_ids: Any = None,
         site_ids: Any = None,
+        site_weight: Any = None,
         **params: Any,
     ) -> _M:
         """Build the model from a cells × sites cost matrix.
@@ -395,6 +425,14 @@ class _SitingModel:
         cell_ids, site_ids
             Ids of the rows and columns (default 0..n-1, or the weights'
             index for cells).
+        site_weight
+            Suitability weight ≥ 0 of each candidate site (a Series or
+            mapping by site id, or an array aligned with the columns; None:
+            no weights). Weights only break ties: every model first optimises
+            its own objective, then, among solutions equal in it, prefers the
+            larger sum of the chosen sites' weights (see
+            :data:`planner.settings.SUITABILITY_TIE_PERSONS`). A candidate
+            of weight 0 is never preferred; drop it to exclude it.
         **params
             The model's own parameters: ``n_sites`` (number of new sites;
             :class:`~planner.siting.MCLP`, :class:`~planner.siting.PMedian`,
@@ -428,7 +466,7 @@ class _SitingModel:
         """
         t0 = time.perf_counter()
         inst = _build_instance(cost_matrix, weights, service_radius=service_radius, radius_required=cls._radius_required,
-                               existing=existing, cell_ids=cell_ids, site_ids=site_ids)
+                               existing=existing, cell_ids=cell_ids, site_ids=site_ids, site_weight=site_weight)
         return cls(inst, build_s=time.perf_counter() - t0, **params)
 
     @classmethod
@@ -440,6 +478,7 @@ class _SitingModel:
         *,
         max_minutes: float | None = None,
         existing: Any = None,
+        site_weight: Any = None,
         **params: Any,
     ) -> _M:
         """Build the model from a long-form OD table.
@@ -464,6 +503,9 @@ class _SitingModel:
             the objective is in person-seconds).
         existing
             Existing site ids (or a frame indexed by them) kept open.
+        site_weight
+            Suitability weight ≥ 0 per candidate, a Series or mapping by
+            site id; as for :meth:`from_cost_matrix`.
         **params
             The model's own parameters, as for :meth:`from_cost_matrix`. A
             capacity must be a Series or mapping by site id (or one number),
@@ -490,7 +532,8 @@ class _SitingModel:
         cls._check_od_params(params)
         inst = _build_instance(mat, pop, service_radius=None if minutes is None else minutes * 60.0,
                                radius_required=cls._radius_required, existing=existing, cell_ids=None, site_ids=sids,
-                               radius_label=None if minutes is None else f"{minutes:g} min")
+                               radius_label=None if minutes is None else f"{minutes:g} min",
+                               site_weight=None if site_weight is None else pd.Series(site_weight, dtype=object))
         return cls(inst, build_s=time.perf_counter() - t0, **params)
 
     @classmethod

@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _highs as _highs_mod
+from . import settings
 from ._highs import Lp
 from ._siting_base import _Instance, _pct
 
@@ -267,8 +268,24 @@ def _greedy(cov: _Coverage, *, k: int | None = None, need: float | None = None) 
     return picks, got, bound
 
 
-def _mclp_lp(cov: _Coverage, n_sites: int, *, relax: bool = False) -> Lp:
-    """Reduced MCLP: columns x (candidates) then y (groups); rows y_g - sum x <= 0, then sum x = p."""
+def _weight_bonus(inst: _Instance, n_open: int) -> np.ndarray:
+    """Objective coefficient of each candidate's x from its suitability weight (zeros without weights).
+
+    Scaled so that the chosen sites' terms sum to at most :data:`planner.settings.SUITABILITY_TIE_PERSONS`
+    (persons): the weights only decide between solutions equal in the model's own objective.
+    """
+    wt = inst.site_weight
+    cand = inst.candidates
+    if wt is None or not len(cand) or wt[cand].max() <= 0:
+        return np.zeros(len(cand))
+    return settings.SUITABILITY_TIE_PERSONS * wt[cand] / (float(wt[cand].max()) * max(int(n_open), 1))
+
+
+def _mclp_lp(cov: _Coverage, n_sites: int, *, relax: bool = False, bonus: np.ndarray | None = None) -> Lp:
+    """Reduced MCLP: columns x (candidates) then y (groups); rows y_g - sum x <= 0, then sum x = p.
+
+    `bonus` (persons per candidate, see :func:`_weight_bonus`) is added to the objective of x.
+    """
     G, nc = cov.A.shape
     Ac = cov.A_csr.tocoo()
     rows = np.concatenate([Ac.row, np.arange(G), np.full(nc, G)])
@@ -276,7 +293,8 @@ def _mclp_lp(cov: _Coverage, n_sites: int, *, relax: bool = False) -> Lp:
     vals = np.concatenate([-np.ones(Ac.nnz), np.ones(G), np.ones(nc)])
     integer = np.zeros(nc + G, dtype=bool)
     integer[:nc] = not relax
-    return Lp.from_coo(cost=np.concatenate([np.zeros(nc), cov.W]), lower=np.zeros(nc + G), upper=np.ones(nc + G),
+    x_cost = np.zeros(nc) if bonus is None else bonus
+    return Lp.from_coo(cost=np.concatenate([x_cost, cov.W]), lower=np.zeros(nc + G), upper=np.ones(nc + G),
                integer=integer, rows=rows, cols=cols, vals=vals,
                row_lower=np.concatenate([np.full(G, -np.inf), [n_sites]]),
                row_upper=np.concatenate([np.zeros(G), [n_sites]]), maximize=True, offset=cov.before)

@@ -238,11 +238,11 @@ class BatchResult:
 # ----------------------------------------------------------------------------------------- loading
 
 _CASE_KEYS = ("name", *(f.name for f in fields(BatchCase) if f.name != "name"))
-_FILE_KEYS = ("network", "institutions", "population", "boundaries")
+_FILE_KEYS = ("network", "institutions", "population", "boundaries", "norms")
 _REQUIRED = ("network", "institutions", "population")
 _STR_KEYS = ("coords", "population_coords", "mode", "population_label", "title", "basemap")
-_NUMBER_KEYS = ("speed_kph", "max_snap_m", "cell_size_m")  # ranges in settings.LIMITS
-_BOOL_KEYS = ("isochrones", "offline")
+_NUMBER_KEYS = ("speed_kph", "max_snap_m", "cell_size_m", "persons_per_unit")  # ranges in settings.LIMITS
+_BOOL_KEYS = ("isochrones", "offline", "norms_enabled")
 
 
 class _BatchFile:

@@ -220,8 +220,9 @@ class Allocation:
         threshold of it, counted again for every institution it can reach), ``served`` (persons) and
         ``utilisation_pct`` (NaN where the capacity is 0); for ``"ordered"`` also ``processing_order`` (1 = first).
     status
-        ``"optimal"`` (the LP solved to optimality, or the ordered allocation), or ``"time_limit"`` /
-        ``"work_limit"`` when a limit stopped an LP (the allocation is feasible but may serve fewer).
+        ``"optimal"`` (the LP solved to optimality), ``"complete"`` (the ordered allocation ran through
+        every institution; it is not an optimum), or ``"time_limit"`` / ``"work_limit"`` when a limit
+        stopped an LP (the allocation is feasible but may serve fewer).
     solve_s
         Seconds spent allocating.
     """
@@ -362,6 +363,7 @@ def allocate(
     else:
         rank = _processing_order(capacity, c, order)
         flow = _solve_ordered(ci, fj, t, d, c, rank)
+        status = "complete"
     flow = _clip_flows(flow, ci, fj, d, c)
     alloc = _result(demand, capacity, ci, fj, t, flow, d, c, rank=rank, method=method, max_minutes=float(max_minutes),
                     status=status, seconds=time.perf_counter() - t0)

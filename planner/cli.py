@@ -55,6 +55,10 @@ Basemap = _choices("Basemap", settings.BASEMAPS, "Basemaps of the interactive ma
 Coords = _choices("Coords", settings.COORDS, "Coordinate datums of input tables.")
 Objective = _choices("Objective", settings.OBJECTIVES, "Siting objectives.")
 Contiguity = _choices("Contiguity", settings.CONTIGUITIES, "Which touching cells count as neighbours.")
+Allocation = _choices("Allocation", settings.ALLOCATIONS, "Capacity allocations.")
+_NORMS_HELP = ("Norms file (TOML) checked per district with --boundaries, written to norms.csv; default: the shipped "
+               "planner/data/norms_default.toml.")
+_NO_NORMS_HELP = "Check the norms per district (with --boundaries); --no-norms skips norms.csv."
 
 
 # ECMA-48 escape sequences: control strings (OSC, DCS, SOS, PM, APC) up to BEL or ST, CSI sequences, other escapes
@@ -117,6 +121,7 @@ def _logging_to_stderr(quiet: bool) -> Iterator[None]:
 _LIMITED_OPTIONS = {"speed_kph": "--speed-kph", "max_snap_m": "--max-snap-m", "cell_size_m": "--cell-size",
                     "new_sites": "--new-sites", "target_pct": "--target-pct", "candidate_spacing_m": "--candidate-spacing",
                     "min_spacing_m": "--min-spacing", "new_site_capacity": "--new-site-capacity",
+                    "persons_per_unit": "--persons-per-unit",
                     "time_limit_s": "--time-limit", "tolerance": "--tolerance", "max_nodes": "--max-nodes",
                     "workers": "--workers", "retries": "--retries"}
 
@@ -219,6 +224,16 @@ def coverage(
                                                   "totals.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     isochrones: Annotated[bool, typer.Option("--isochrones/--no-isochrones", help="Compute isochrone polygons.")] = True,
+    capacity_col: Annotated[Optional[str], typer.Option("--capacity-col", help="Institutions' capacity column: each serves "
+                                                        "at most its capacity within the largest threshold (served.csv, "
+                                                        "residual-unserved layer).")] = None,
+    persons_per_unit: Annotated[Optional[float], typer.Option("--persons-per-unit", help="Persons one unit of "
+                                                              "--capacity-col (bed, doctor) serves; default: the column "
+                                                              "is in persons.")] = None,
+    allocation: Annotated[Allocation, typer.Option("--allocation", help="optimal (the most served) or ordered "
+                                                   "(AccessMod's greedy order, to compare).")] = Allocation.optimal,
+    norms: Annotated[Optional[Path], typer.Option("--norms", help=_NORMS_HELP)] = None,
+    norms_enabled: Annotated[bool, typer.Option("--check-norms/--no-norms", help=_NO_NORMS_HELP)] = True,
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap: osm, amap (Gaode; overlays shifted to GCJ-02), "
                                              "tianditu (needs TIANDITU_KEY), none.")] = Basemap.osm,
     offline: Annotated[bool, typer.Option("--offline/--online",
@@ -227,14 +242,19 @@ def coverage(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Test the 15-minute medical service circle: who reaches an institution within each threshold."""
-    _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
-    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries], force=force):
+    _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
+                  persons_per_unit=persons_per_unit)
+    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, norms], force=force):
         planner.maps.get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
+        if norms is not None and norms_enabled:
+            planner.norms.load_norms(norms)  # a bad norms file fails before the analysis
         case = planner.pipeline.Case(
             network=network, institutions=institutions, population=population, boundaries=boundaries,
             mode=mode.value, speed_kph=speed_kph, minutes=tuple(minutes) if minutes else None,
             coords=coords.value, population_coords=population_coords.value, max_snap_m=max_snap_m,
-            cell_size_m=cell_size_m, population_label=population_label, isochrones=isochrones)
+            cell_size_m=cell_size_m, population_label=population_label, isochrones=isochrones,
+            capacity_column=capacity_col, persons_per_unit=persons_per_unit, allocation=allocation.value,
+            norms=norms, norms_enabled=norms_enabled)
         run = planner.pipeline.run_case(case, progress=not quiet)
         planner.exports.write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
@@ -249,7 +269,22 @@ def coverage(
                    f"{s['study_area']['population_input_total']:,.0f} live outside the road network's extent")
     for row in s["thresholds"]:
         _echo(f"  within {row['minutes']:g} min: {row['coverage_pct']:.1f}%")
-    _echo(f"wrote {out}/summary.json, cells.gpkg, institutions.gpkg, isochrones.gpkg, map.html, map.png")
+    _echo_resources(s)
+    extra = "".join(f", {f}" for f, key in (("served.csv", "capacity"), ("norms.csv", "norms")) if key in s)
+    _echo(f"wrote {out}/summary.json, cells.gpkg, institutions.gpkg, isochrones.gpkg, map.html, map.png{extra}")
+
+
+def _echo_resources(s: dict) -> None:  # type: ignore[type-arg]
+    """Print the capacity and norms lines of a summary, those it has."""
+    if "capacity" in s:
+        c = s["capacity"]
+        _echo(f"  with capacities ({c['method']}): {c['population_served']:,.0f} served ({c['served_pct'] or 0:.1f}%), "
+              f"{c['population_unserved']:,.0f} unserved ({c['unserved_out_of_reach']:,.0f} out of reach, "
+              f"{c['unserved_over_capacity']:,.0f} over capacity); {c['institutions_full']} institutions full")
+    if "norms" in s:
+        n = s["norms"]
+        _echo(f"  norms per district: {n['passed']} pass, {n['failed']} fail, {n['not_checked']} not checked "
+              f"({n['districts']} districts; see norms.csv)")
 
 
 def _print_summary(s: dict) -> None:  # type: ignore[type-arg]
@@ -277,6 +312,7 @@ def run(
         planner.exports.write_scenario_outputs(result, s, out, basemap=basemap.value, offline=offline, force=force)
     _echo(f"scenario {s.name} ({result.summary['runtime_s']:.1f} s):")
     _print_summary(result.summary)
+    _echo_resources(result.summary)
     _echo(f"wrote {out}/ (summary.json, tables.xlsx, {s.name}.gpkg, map.html, map.png)")
 
 
@@ -352,6 +388,16 @@ def site(
                                                         "model.")] = None,
     new_site_capacity: Annotated[Optional[float], typer.Option("--new-site-capacity", help="Capacity of candidates without "
                                                                "one.")] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Exclusion zones (no new site inside): a polygon "
+                                                         "file, or osm:water,park[,forest,protected] from the OSM "
+                                                         "network; repeat.")] = None,
+    suitability: Annotated[Optional[Path], typer.Option("--suitability", help="Suitability raster, or polygons with a weight "
+                                                        "column: weight 0 excludes a candidate, higher weights win "
+                                                        "ties.")] = None,
+    suitability_col: Annotated[Optional[str], typer.Option("--suitability-col", help="Weight column of suitability "
+                                                           "polygons (default: weight).")] = None,
+    competitors: Annotated[Optional[Path], typer.Option("--competitors", help="Competitor sites (e.g. private clinics): "
+                                                        "residents they serve are counted apart.")] = None,
     time_limit: Annotated[float, typer.Option("--time-limit", help="Solver time limit per solve, seconds.")] = (
         settings.SITING_TIME_LIMIT_S),
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
@@ -365,7 +411,8 @@ def site(
     _check_limits(quiet, new_sites=new_sites, target_pct=target_pct, speed_kph=speed_kph, max_snap_m=max_snap_m,
                   cell_size_m=cell_size_m, candidate_spacing_m=candidate_spacing, min_spacing_m=min_spacing,
                   new_site_capacity=new_site_capacity, time_limit_s=time_limit)
-    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, candidates], force=force):
+    roles = [*(Path(e) for e in exclude or () if not e.startswith("osm:")), suitability, competitors]
+    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, candidates, *roles], force=force):
         planner.maps.get_basemap(basemap.value)
         run = planner.pipeline.run_siting(
             network, institutions, population, candidates=candidates, n_sites=new_sites, target_pct=target_pct,
@@ -375,7 +422,8 @@ def site(
             service_tiers=tuple(service_tiers) if service_tiers else None, candidate_spacing_m=candidate_spacing,
             min_spacing_m=min_spacing, candidate_districts=tuple(district) if district else None,
             capacity_column=capacity_col, new_site_capacity=new_site_capacity, time_limit_s=time_limit,
-            population_label=population_label, progress=not quiet, require_k=exact_k,
+            population_label=population_label, progress=not quiet, require_k=exact_k, exclude=tuple(exclude or ()),
+            suitability=suitability, suitability_column=suitability_col, competitors=competitors,
         )
         planner.exports.write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
@@ -396,7 +444,17 @@ def site(
             _echo(f"  {idle} of the {s['new_sites']} sites add nobody (marked): {s['zero_gain_reason']}")
         else:  # LSCP: sites adding nobody were left out
             _echo(f"  {s['zero_gain_reason']}")
+    _echo_site_roles(s)
     _echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
+
+
+def _echo_site_roles(s: dict[str, Any]) -> None:
+    """Print what the exclusion zones removed and whom the competitors serve."""
+    for row in s.get("candidates_excluded", []):
+        _echo(f"  exclusion zone {row['source']}: {row['candidates_removed']} candidates removed")
+    if "population_served_by_competitors" in s:
+        _echo(f"  {s['population_served_by_competitors']:,.0f} {s['population_unit']} served by competitors "
+              "(within reach of a competitor, not of an existing site): left out of the figures")
 
 
 @app.command()
@@ -432,6 +490,8 @@ def grid(
                                                      "(default 200): the work bound that makes runs reproducible.")] = None,
     time_limit: Annotated[float, typer.Option("--time-limit", help="Safety-net solver time limit, seconds; a solve it "
                                               "stops may differ between runs (reported).")] = settings.GRID_TIME_LIMIT_S,
+    norms: Annotated[Optional[Path], typer.Option("--norms", help=_NORMS_HELP)] = None,
+    norms_enabled: Annotated[bool, typer.Option("--check-norms/--no-norms", help=_NO_NORMS_HELP)] = True,
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
     basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
@@ -443,14 +503,17 @@ def grid(
     """Divide the city into consortium grids (网格化布局): balanced, contiguous, one per lead hospital."""
     _check_limits(quiet, tolerance=tolerance, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
                   max_nodes=max_nodes, time_limit_s=time_limit)
-    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads, fixed], force=force):
+    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads, fixed, norms], force=force):
         planner.maps.get_basemap(basemap.value)
+        if norms is not None and norms_enabled:
+            planner.norms.load_norms(norms)  # a bad norms file fails before the grids are solved
         run = planner.pipeline.run_grids(
             network, institutions, population, leads=leads, lead_tiers=tuple(lead_tier) if lead_tier else ("tertiary",),
             boundaries=boundaries, mode=mode.value, speed_kph=speed_kph, coords=coords.value,
             population_coords=population_coords.value, max_snap_m=max_snap_m,
             cell_size_m=cell_size_m, capacity_column=capacity_col, tolerance=tolerance, fixed=fixed,
             contiguity=contiguity.value, time_limit_s=time_limit, population_label=population_label, max_nodes=max_nodes,
+            norms=norms, norms_enabled=norms_enabled,
         )
         planner.exports.write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
     s = run.summary
@@ -471,7 +534,81 @@ def grid(
         _echo(f"  {s['cells_unassigned']} cells ({s['population_unassigned']:,.0f}) reach no lead: see assignment.csv")
     if s["leads_excluded"]:
         _echo(f"  {len(s['leads_excluded'])} leads left out (not on the network of the study area): see summary.json")
+    _echo_resources(s)
     _echo(f"wrote {out}/grids.gpkg, assignment.csv, grids.csv, summary.json, map.html")
+
+
+_TIER_HELP = f"one of {', '.join(settings.TIERS)}; repeat for several"
+
+
+@app.command()
+def referral(
+    network: Annotated[Path, typer.Option("--network", help="Road network (as for coverage).")],
+    institutions: Annotated[Path, typer.Option("--institutions", help="Institutions (both tiers of the referral).")],
+    population: Annotated[Path, typer.Option("--population", help="Population raster or table (population-weighted "
+                                             "share).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder (referral.csv, routes.gpkg, summary.json, map.html).")],
+    from_tier: Annotated[list[str], typer.Option("--from-tier", help=f"Tier that refers patients up: {_TIER_HELP}.")],
+    to_tier: Annotated[list[str], typer.Option("--to-tier", help=f"Tier that receives them: {_TIER_HELP}.")],
+    leads: Annotated[Optional[Path], typer.Option("--leads", help="Lead hospitals file: also the time to the nearest "
+                                                  "lead (own lead).")] = None,
+    grid: Annotated[Optional[Path], typer.Option("--grid", help="Output folder of `planner grid`: also the time to the "
+                                                 "lead of each institution's grid.")] = None,
+    minutes: Annotated[float, typer.Option("--minutes", help="Referral threshold in minutes.")] = 30.0,
+    boundaries: Annotated[Optional[Path], typer.Option("--boundaries", help="District polygons (per-district "
+                                                       "shares).")] = None,
+    mode: Annotated[Mode, typer.Option("--mode", help="Travel mode.")] = Mode.drive,
+    speed_kph: Annotated[Optional[float], typer.Option("--speed-kph", help="One speed for all roads, km/h.")] = None,
+    coords: Annotated[Coords, typer.Option("--coords", help="Datum of the institutions' and leads' "
+                                           "coordinates.")] = Coords.wgs84,
+    population_coords: Annotated[Coords, typer.Option("--population-coords", help="Datum of a population table's "
+                                                      "coordinates.")] = Coords.wgs84,
+    max_snap_m: Annotated[Optional[float], typer.Option("--max-snap-m", help="Largest distance to a road, metres.")] = None,
+    cell_size_m: Annotated[Optional[float], typer.Option("--cell-size", help="Demand cell size, metres (default: raster "
+                                                         "pixels; 100 m for points).")] = None,
+    population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
+    title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
+    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
+    force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
+) -> None:
+    """Referral times (双向转诊): from each institution of the from-tiers to the nearest of the to-tiers (and its lead)."""
+    _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+    with _guarded(None, quiet):  # tiers, --leads/--grid and the threshold: before the output folder is touched
+        planner.pipeline.referral.check_referral_options(from_tier, to_tier, max_minutes=minutes, leads=leads, grid=grid)
+    with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads], force=force,
+                  outs=[_Out(out, keep=(grid,) if grid is not None else ())]):
+        planner.maps.get_basemap(basemap.value)
+        run = planner.pipeline.run_referral(
+            network, institutions, population, from_tiers=tuple(from_tier), to_tiers=tuple(to_tier), max_minutes=minutes,
+            leads=leads, grid=grid, boundaries=boundaries, mode=mode.value, speed_kph=speed_kph, coords=coords.value,
+            population_coords=population_coords.value, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
+            population_label=population_label)
+        planner.exports.write_referral_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+    _print_referral(run.summary)
+    _echo(f"wrote {out}/referral.csv, routes.gpkg, summary.json, map.html")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _print_referral(s: dict) -> None:  # type: ignore[type-arg]
+    t = s["max_minutes"]
+    tiers = f"{'+'.join(s['from_tiers'])} → {'+'.join(s['to_tiers'])}"
+    times = "" if s["median_travel_time_min"] is None else \
+        f"; median {s['median_travel_time_min']:.1f} min, longest {s['max_travel_time_min']:.1f} min"
+    _echo(f"{t:g}-minute {s['mode']} referral {tiers}: {s['n_within']} of {s['n_from']} institutions "
+          f"({_pct(s['within_pct'])}) within {t:g} min, {_pct(s['within_pct_snapped'])} of those on the network{times}")
+    pop = s["population"]
+    _echo(f"  population-weighted: {_pct(pop['within_pct'])} of {pop['total']:,.0f} {s['population_unit']} live nearest to an "
+          f"institution that refers within {t:g} min")
+    if s["n_unsnapped"] or s["n_unreachable"]:
+        _echo(f"  not routed (kept in referral.csv with their status): {s['n_unsnapped']} off the network "
+              f"({s['n_outside_study_area']} outside the study area), {s['n_unreachable']} with no route")
+    if "lead_within_pct" in s:
+        _echo(f"  own lead within {t:g} min: {_pct(s['lead_within_pct'])} ({s['n_leads']} leads; {s['lead_rule']})")
 
 
 @app.command()

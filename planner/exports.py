@@ -11,6 +11,8 @@ aside and swapped in whole (see :func:`planner.io.output_dir`):
   ``marginal_curve.csv``, ``summary.json``, ``map.html``;
 * :func:`write_grid_outputs` - ``grids.gpkg``, ``assignment.csv``,
   ``grids.csv``, ``districts.csv``, ``summary.json``, ``map.html``;
+* :func:`write_referral_outputs` - ``referral.csv``, ``routes.gpkg``,
+  ``summary.json``, ``map.html``;
 * :func:`write_scenario_outputs` - ``<name>.gpkg``, the summary tables as
   ``tables.xlsx`` and CSV, ``map.html``, ``map.png``, ``scenario.json``,
   ``summary.json``;
@@ -36,7 +38,8 @@ import pandas as pd
 
 from . import maps, settings
 from .io import check_output_dir, output_dir, write_csv, write_json, write_xlsx
-from .pipeline import CoverageRun, GridRun, SitingRun
+from .norms import norms_table
+from .pipeline import CoverageRun, GridRun, ReferralRun, SitingRun, resources
 from .pipeline.summary import Summary
 from .scenarios import CaseCache, Scenario, compare_runs, load_scenario, run_scenario, scenario_input_files
 
@@ -130,7 +133,38 @@ def write_geopackage(run: CoverageRun, path: Path) -> Path:
         run.isochrones.to_file(path, layer="isochrones", driver="GPKG")
     if run.districts is not None:
         run.districts.to_file(path, layer="districts", driver="GPKG")
+    if run.allocation is not None:
+        run.residual_unserved.reset_index().to_file(path, layer="residual_unserved", driver="GPKG")
     return path
+
+
+def served_headers(max_minutes: float) -> dict[str, str]:
+    """Bilingual headers of ``served.csv`` (:func:`planner.pipeline.resources.served_table`)."""
+    return {"facility_id": "机构编号 facility_id", "name": "机构名称 name", "tier": "机构等级 tier",
+            "capacity": "服务能力(人) capacity (persons)",
+            "demand_within_t": f"{max_minutes:g}分钟内需求人口 demand within {max_minutes:g} min",
+            "served": "服务人口 served (persons)", "utilisation_pct": "利用率 utilisation (%)"}
+
+
+def write_resource_outputs(run: CoverageRun | GridRun, folder: Path, *, gpkg: Path | None = None) -> list[Path]:
+    """Write a run's capacity and norms outputs, those it has: ``served.csv``, ``norms.csv``, the residual layer.
+
+    ``served.csv``: one row per institution (capacity, demand within the threshold, served, utilisation);
+    ``norms.csv``: one row per district and norm (:func:`planner.norms.norms_table`, Chinese and English
+    headers); the layer ``residual_unserved`` (cells with unserved persons, ``unserved_reason``
+    ``out_of_reach`` or ``over_capacity``) goes into `gpkg`.
+    """
+    paths = []
+    alloc = getattr(run, "allocation", None)
+    if alloc is not None:
+        table = resources.served_table(alloc, run.institutions)
+        paths.append(write_csv(table.rename(columns=served_headers(alloc.max_minutes)), folder / "served.csv"))
+        if gpkg is not None:
+            residual = run.residual_unserved.reset_index()
+            residual.to_file(gpkg, layer="residual_unserved", driver="GPKG")
+    if run.norms is not None:
+        paths.append(write_csv(norms_table(run.norms), folder / "norms.csv"))
+    return paths
 
 
 def _written(tmp: Path, out: str | os.PathLike[str]) -> list[Path]:
@@ -196,7 +230,9 @@ def write_coverage_outputs(
     paths
         The files written (in `out`): ``cells.gpkg``, ``institutions.gpkg``,
         ``isochrones.gpkg``, ``districts.gpkg`` (with boundaries),
-        ``map.html``, ``map.png`` and ``summary.json``.
+        ``map.html``, ``map.png`` and ``summary.json``; with capacities also
+        ``served.csv`` and the layer ``residual_unserved`` in ``cells.gpkg``,
+        with boundaries and norms on ``norms.csv`` (see :func:`write_resource_outputs`).
 
     Raises
     ------
@@ -209,6 +245,7 @@ def write_coverage_outputs(
     maps.get_basemap(basemap)  # fail before writing anything
     with output_dir(out, kind="coverage", inputs=run.summary.get("inputs", {}), force=force) as tmp:
         _write_layers(run, tmp)
+        write_resource_outputs(run, tmp, gpkg=tmp / "cells.gpkg")
         m = maps.render_coverage_map(run, title=title, basemap=basemap, offline=offline)
         maps.save_map(m, tmp / "map.html")
         maps.render_static_map(run, str(tmp / "map.png"), title=title)
@@ -332,7 +369,7 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
     Returns
     -------
     paths
-        The files written (in `out`); ``districts.csv`` only with boundaries.
+        The files written (in `out`); ``districts.csv`` and ``norms.csv`` only with boundaries.
     """
     maps.get_basemap(basemap)
     with output_dir(out, kind="grids", inputs=run.summary.get("inputs", {}), force=force) as tmp:
@@ -352,9 +389,77 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
         write_csv(table.rename(columns=GRID_HEADERS), tmp / "grids.csv")
         if run.districts is not None:
             write_csv(run.districts, tmp / "districts.csv", index=True)
+        write_resource_outputs(run, tmp)
         maps.save_map(maps.render_grid_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
         write_summary(run.summary, tmp)
         return _written(tmp, out)
+
+
+# ------------------------------------------------------------------------------------------- referral
+
+
+REFERRAL_CSV_COLUMNS = ("from_id", "from_name", "from_tier", "to_id", "to_name", "to_tier", "travel_time_min", "distance_km",
+                        "within_threshold", "status", "district", "lead_id", "lead_name", "lead_tier", "lead_travel_time_min",
+                        "lead_distance_km", "lead_within_threshold", "lead_status")  # those the table has, in this order
+
+
+def write_referral_outputs(run: ReferralRun, out: str | os.PathLike[str], *, title: str | None = None,
+                           basemap: str = "osm", offline: bool = False, force: bool = False) -> list[Path]:
+    """Write a referral run atomically: ``referral.csv``, ``routes.gpkg``, ``summary.json``, ``map.html``.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_referral`.
+    out
+        Output folder.
+    title
+        Map title.
+    basemap, offline
+        Map options (see :func:`planner.maps.new_map`).
+    force
+        Replace `out` even if it holds files planner did not write.
+
+    Returns
+    -------
+    paths
+        The files written (in `out`). ``referral.csv`` has one row per
+        from-institution (times in minutes to 0.01, distances in km to
+        0.001; empty where not routed, with the reason in ``status``);
+        ``routes.gpkg`` has the layers ``routes`` (the route lines) and
+        ``institutions`` (the from- and to-institutions with their role).
+    """
+    maps.get_basemap(basemap)
+    with output_dir(out, kind="referral", inputs=run.summary.get("inputs", {}), force=force) as tmp:
+        table = run.table[[c for c in REFERRAL_CSV_COLUMNS if c in run.table.columns]].copy()
+        for col in ("travel_time_min", "lead_travel_time_min"):
+            if col in table:
+                table[col] = table[col].round(2)
+        for col in ("distance_km", "lead_distance_km"):
+            if col in table:
+                table[col] = table[col].round(3)
+        write_csv(table, tmp / "referral.csv")
+        gpkg = tmp / "routes.gpkg"
+        routes = run.routes if len(run.routes) else gpd.GeoDataFrame(
+            {"kind": pd.Series([], dtype=str)}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+        routes.to_file(gpkg, layer="routes", driver="GPKG")
+        _referral_places(run).reset_index().to_file(gpkg, layer="institutions", driver="GPKG")
+        maps.save_map(maps.render_referral_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
+        write_summary(run.summary, tmp)
+        return _written(tmp, out)
+
+
+def _referral_places(run: ReferralRun) -> gpd.GeoDataFrame:
+    """Return the places of a referral run with their ``role`` (``from``, ``to``, ``lead``) and the from-tiers' ``status``."""
+    inst = run.case.institutions
+    tiers = run.summary["from_tiers"] + run.summary["to_tiers"]
+    places = inst[inst["tier"].isin(tiers)].copy()
+    places["role"] = ["from" if t in run.summary["from_tiers"] else "to" for t in places["tier"]]
+    places["status"] = run.table.set_index("from_id")["status"].reindex(places.index).to_numpy(dtype=object)
+    if run.leads is not None and len(run.leads):
+        leads = run.leads[["name", "tier", "geometry"]].assign(role="lead", status=None)
+        places = gpd.GeoDataFrame(pd.concat([places, leads.to_crs(places.crs)]), geometry="geometry", crs=places.crs)
+    return places
 
 
 # ------------------------------------------------------------------------------------------ scenarios
@@ -383,12 +488,15 @@ def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: str | os.P
     paths
         The files written (in `out`): ``<name>.gpkg``, ``tables.xlsx``,
         ``thresholds.csv``, ``by_tier.csv``, ``by_district.csv``,
-        ``map.html``, ``map.png``, ``scenario.json`` and ``summary.json``.
+        ``map.html``, ``map.png``, ``scenario.json`` and ``summary.json``; ``served.csv``
+        and ``norms.csv`` as for :func:`write_coverage_outputs` (the residual layer
+        goes into ``<name>.gpkg``).
     """
     Path(out).parent.mkdir(exist_ok=True)
     with output_dir(out, kind="scenario", inputs=scenario_input_files(scenario), force=force) as tmp:
         write_geopackage(run, tmp / f"{scenario.name}.gpkg")
         write_tables(run.summary, tmp)
+        write_resource_outputs(run, tmp)
         maps.save_map(maps.render_coverage_map(run, title=scenario.title, basemap=basemap, offline=offline),
                       tmp / "map.html")
         maps.render_static_map(run, str(tmp / "map.png"), title=scenario.title)

@@ -211,6 +211,8 @@ def load_institutions(
     c_col = find_column(df, CAPACITY_ALIASES, what="capacity", file=p, required=False, given=capacity_column)
     if c_col is not None:
         cap = pd.to_numeric(df[c_col], errors="coerce").to_numpy(dtype=float)
+        if capacity_column is not None:  # a column the user named: text that is not a number is an error, not NaN
+            _check_capacity_text(df[c_col], cap, file=p, column=c_col)
         neg = np.flatnonzero(cap < 0)
         if len(neg):
             msg = (f"{p}: row {neg[0] + 1}, column '{c_col}' (capacity): {cap[neg[0]]} is negative; "
@@ -228,6 +230,18 @@ def load_institutions(
     counts = out["tier"].value_counts().reindex(settings.TIERS, fill_value=0)
     logger.info("%s: %d institutions (%s)", p, len(out), ", ".join(f"{t} {n}" for t, n in counts.items()))
     return out
+
+
+def _check_capacity_text(raw: pd.Series, cap: np.ndarray, *, file: object, column: str) -> None:
+    """Raise for the first value of a named capacity column that is text but not a number (empty cells pass)."""
+    text = raw.astype("object")
+    filled = text.map(lambda v: v is not None and not (isinstance(v, float) and np.isnan(v)) and bool(str(v).strip()))
+    bad = np.flatnonzero(np.isnan(cap) & filled.to_numpy(dtype=bool))
+    if len(bad):
+        shown = " ".join(str(text.iloc[bad[0]]).split())
+        msg = (f"{file}: row {bad[0] + 1}, column '{column}' (capacity): '{shown}' is not a number "
+               f"({len(bad)} such rows in all); fix: give the capacity as a number, or leave the cell empty")
+        raise InvalidValueError(msg)
 
 
 def _points_from_layer(gdf: gpd.GeoDataFrame, path: object) -> pd.DataFrame:

@@ -24,6 +24,8 @@ A scenario names its inputs and analysis settings and lists edits:
     max_snap_m = 500
     cell_size_m = 100                      # optional
     isochrones = true
+    capacity_column = "beds"               # optional: capacity-limited coverage (persons_per_unit, allocation too)
+    norms = "my_norms.toml"                # optional: norms per district (the shipped file by default; false: none)
 
     [edits]
     remove_institutions = ["way/123"]      # facility ids (see institutions.gpkg)
@@ -84,7 +86,7 @@ from .coverage import assign_districts
 from .institutions import classify_tier
 from .network import RoadNetwork, close_roads, with_speed
 from .pipeline import Case, CaseInputs, CoverageRun, analyse_case
-from .pipeline.case import ANALYSIS_FIELDS, INPUT_FIELDS
+from .pipeline.case import ANALYSIS_FIELDS, INPUT_FIELDS, analysis_options, scenario_analysis_keys
 from .pipeline.summary import ClosedRoads, ScenarioEdits, ScenarioSummary
 
 logger = logging.getLogger(__name__)
@@ -347,6 +349,7 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
             an[key] = float(v)
     if "isochrones" in raw_an:
         an["isochrones"] = _typed(ctx, raw_an, "isochrones", bool, prefix="analysis.")
+    an.update(scenario_analysis_keys(raw_an, fail=ctx.fail, folder=path.parent))  # capacity and norms keys
 
     raw_ed = _table(ctx, data, "edits")
     _unknown(ctx, raw_ed, _EDITS, "edits.")
@@ -777,7 +780,8 @@ def run_scenario(
     c = s.case
     roads, closed = apply_network_edits(case, s.edits, speed_kph=c.speed_kph, source=s.source)
     run = analyse_case(case, roads=roads, institutions=inst, minutes=c.minutes, speed_kph=c.speed_kph,
-                       population_label=c.population_label, with_isochrones=c.isochrones, progress=progress)
+                       population_label=c.population_label, with_isochrones=c.isochrones, progress=progress,
+                       **analysis_options(c))
     summary = cast(ScenarioSummary, run.summary)  # the same dict, which now gets its "scenario"
     summary["scenario"] = {"name": s.name, "title": s.title, "source": s.source,
                            "edits": cast(ScenarioEdits, dataclasses.asdict(s.edits)), "closed": cast(ClosedRoads, closed)}
@@ -801,7 +805,7 @@ def scenario_input_files(scenario: Scenario) -> list[str]:
         Absolute paths.
     """
     c = scenario.case
-    return [str(p) for p in (scenario.source, c.network, c.institutions, c.population, c.boundaries) if p]
+    return [str(p) for p in (scenario.source, c.network, c.institutions, c.population, c.boundaries, c.norms) if p]
 
 
 # ----------------------------------------------------------------------------------------- comparing

@@ -64,13 +64,32 @@ GRID_TIME_LIMIT_S : float
     normal solve first.
 GRID_TOLERANCE : float
     0.2. Each lead hospital's load stays within ±20 % of its capacity share.
+EXCLUSION_OSM_TAGS : dict[str, tuple[tuple[str, str | None], ...]]
+    Where a new site may not go, read from the OSM extract by ``planner site
+    --exclude osm:water,park``: per kind, the (key, value) tags of its areas
+    (value None: any value). ``water``: natural=water, water=*,
+    landuse=reservoir/basin; ``park``: leisure=park, landuse=grass/
+    recreation_ground; ``forest``: landuse=forest, natural=wood;
+    ``protected``: boundary=protected_area, leisure=nature_reserve (OSM wiki
+    tag definitions).
+SUITABILITY_COLUMN : str
+    ``"weight"``. Column of a suitability polygon layer holding the weight.
+SUITABILITY_DEFAULT_WEIGHT : float
+    1.0. Weight of a candidate outside every suitability polygon, or on a
+    raster's nodata or outside it (neutral; weight 0 excludes a candidate).
+SUITABILITY_TIE_PERSONS : float
+    0.025 persons. The most the suitability weights of all chosen sites
+    together add to a coverage objective, so they only break ties between
+    solutions covering equally many people (a site covering fewer than
+    ``planner.siting.ADDS_MIN_PERSONS`` = 0.05 persons already adds nobody).
 
 Choices
 -------
-MODES, TIERS, BASEMAPS, COORDS, OBJECTIVES, CONTIGUITIES : tuple[str, ...]
+MODES, TIERS, BASEMAPS, COORDS, OBJECTIVES, CONTIGUITIES, ALLOCATIONS : tuple[str, ...]
     The accepted names of travel modes, institution tiers, map basemaps,
-    coordinate datums, siting objectives and grid contiguities; the CLI's
-    choices come from here.
+    coordinate datums, siting objectives, grid contiguities and capacity
+    allocations (``planner coverage --allocation``, see
+    :mod:`planner.capacity`); the CLI's choices come from here.
 
 Limits
 ------
@@ -132,6 +151,7 @@ BASEMAPS: tuple[str, ...] = ("osm", "amap", "tianditu", "none")  # re-exported b
 COORDS: tuple[str, ...] = ("wgs84", "gcj02", "bd09")  # datums of input coordinates (planner.datum takes aliases too)
 OBJECTIVES: tuple[str, ...] = ("coverage", "mean-time")  # of planner.pipeline.run_siting
 CONTIGUITIES: tuple[str, ...] = ("queen", "rook")  # of planner.pipeline.run_grids
+ALLOCATIONS: tuple[str, ...] = ("optimal", "ordered")  # = planner.capacity.METHODS
 TIER_LABELS_ZH: dict[str, str] = {
     "tertiary": "三级医院",
     "secondary": "二级医院",
@@ -148,6 +168,15 @@ CANDIDATE_SPACING_M: float = 500.0  # metres
 SITING_TIME_LIMIT_S: float = 300.0  # seconds per solve
 GRID_TIME_LIMIT_S: float = 600.0  # seconds; a safety net only
 GRID_TOLERANCE: float = 0.2  # relative: ±20 % of the capacity share
+EXCLUSION_OSM_TAGS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "water": (("natural", "water"), ("water", None), ("landuse", "reservoir"), ("landuse", "basin")),
+    "park": (("leisure", "park"), ("landuse", "grass"), ("landuse", "recreation_ground")),
+    "forest": (("landuse", "forest"), ("natural", "wood")),
+    "protected": (("boundary", "protected_area"), ("leisure", "nature_reserve")),
+}
+SUITABILITY_COLUMN: str = "weight"
+SUITABILITY_DEFAULT_WEIGHT: float = 1.0  # unitless; neutral
+SUITABILITY_TIE_PERSONS: float = 0.025  # persons: the largest total weight term of a coverage objective
 
 
 class Limit(NamedTuple):
@@ -207,6 +236,8 @@ LIMITS: dict[str, Limit] = {
     "new_sites": Limit(0.0, math.inf, "", "number of new sites"),
     "target_pct": Limit(0.0, 100.0, "%", "share of the population to cover"),
     "new_site_capacity": Limit(0.0, math.inf, "persons", "capacity of a candidate site without one"),
+    "persons_per_unit": Limit(0.0, math.inf, "persons", "persons one capacity unit (bed, doctor) serves",
+                              min_exclusive=True),
     "time_limit_s": Limit(0.0, 86_400.0, "s", "solver time limit", min_exclusive=True),
     "tolerance": Limit(0.0, 1.0, "", "load band around each lead's capacity share"),
     "max_nodes": Limit(0.0, math.inf, "", "branch-and-bound nodes of the MIP"),

@@ -88,6 +88,16 @@ afterwards. Pairs slower than the cell's nearest existing site are dropped
 solver, with its gap to an upper bound; :func:`marginal_curve` re-solves the
 MCLP exactly for 1..K new sites to show diminishing returns.
 
+Suitability weights (``site_weight=`` of the constructors, :math:`s_j \ge 0` per
+candidate) prioritise without trading the objective: each model adds
+:math:`\epsilon \sum_{j \in C} s_j x_j` to a maximised objective (subtracts it
+from a minimised one), with :math:`\epsilon = \tau / (p \max_j s_j)` so that
+the chosen sites' term is at most :math:`\tau` =
+``settings.SUITABILITY_TIE_PERSONS`` (0.025 persons, half of what counts as
+adding somebody). Among solutions equal in the objective the largest weight
+sum wins; reported objectives exclude the term. (Scaling each site's covered
+population by its weight has no clean linear meaning when sites share cells.)
+
 Every ``solve`` returns a frozen :class:`SitingResult`. Its new sites are
 ranked by adding them one at a time, greedily, among the chosen set: first the
 site adding the most newly covered population, ties broken by the larger
@@ -162,6 +172,7 @@ from ._siting_core import (
     _result,
     _run,
     _useful_order,
+    _weight_bonus,
 )
 from ._siting_greedy import greedy_mclp, marginal_curve
 from ._validate import check_solver_args
@@ -229,7 +240,8 @@ class MCLP(_SitingModel):
         inst = self._inst
         cov = _coverage(inst)
         picks, _, greedy_bound = _greedy(cov, k=self.n_sites)
-        h = _highs(_mclp_lp(cov, self.n_sites), time_limit_s=tl, mip_gap=gap, ipm=True)
+        h = _highs(_mclp_lp(cov, self.n_sites, bonus=_weight_bonus(inst, self.n_sites)), time_limit_s=tl, mip_gap=gap,
+                   ipm=True)
         build_s = self._build_s + time.perf_counter() - t0
         sol = _run(h, what="MCLP", is_mip=True, start=_mclp_start(cov, picks))
         chosen = _fill_useless(inst, cov.cand[np.flatnonzero(sol.x[: len(cov.cand)] > 0.5)])
@@ -321,8 +333,8 @@ class LSCP(_SitingModel):
         Ac = cov.A_csr.tocoo()
         if self.target_pct is None:
             picks, _, _ = _greedy(cov, need=float(cov.W.sum()))
-            lp = Lp.from_coo(cost=np.ones(nc), lower=np.zeros(nc), upper=np.ones(nc), integer=np.ones(nc, dtype=bool),
-                     rows=Ac.row, cols=Ac.col, vals=np.ones(Ac.nnz), row_lower=np.ones(G),
+            lp = Lp.from_coo(cost=1.0 - _weight_bonus(inst, nc), lower=np.zeros(nc), upper=np.ones(nc),
+                     integer=np.ones(nc, dtype=bool), rows=Ac.row, cols=Ac.col, vals=np.ones(Ac.nnz), row_lower=np.ones(G),
                      row_upper=np.full(G, np.inf), maximize=False)
             start = np.zeros(nc)
             start[picks] = 1.0
@@ -347,7 +359,7 @@ class LSCP(_SitingModel):
         if self.target_pct is not None and 0 < count < nc:
             # second stage: the most coverage with that many sites (an MCLP started from the first-stage solution)
             t1 = time.perf_counter()
-            h2 = _highs(_mclp_lp(cov, count), time_limit_s=tl, mip_gap=gap, ipm=True)
+            h2 = _highs(_mclp_lp(cov, count, bonus=_weight_bonus(inst, count)), time_limit_s=tl, mip_gap=gap, ipm=True)
             build_s += time.perf_counter() - t1
             sol2 = _run(h2, what="LSCP (coverage among the fewest sites)", is_mip=True, start=_mclp_start(cov, x))
             solve_s += sol2.solve_s
@@ -440,7 +452,8 @@ class PMedian(_SitingModel):
         cols = np.concatenate([zc, uc, zc, pj, np.arange(nc)])
         vals = np.concatenate([np.ones(nz), np.ones(nu), np.ones(nz), -np.ones(nz), np.ones(nc)])
         n = nc + nz + nu
-        lp = Lp.from_coo(cost=np.concatenate([np.zeros(nc), w[pc] * pd_, w[cells[fb_cells]] * best_ex[cells[fb_cells]]]),
+        lp = Lp.from_coo(cost=np.concatenate([-_weight_bonus(inst, self.n_sites), w[pc] * pd_,
+                                              w[cells[fb_cells]] * best_ex[cells[fb_cells]]]),
                  lower=np.zeros(n), upper=np.ones(n), integer=np.arange(n) < nc, rows=rows, cols=cols, vals=vals,
                  row_lower=np.concatenate([np.ones(ncell), np.full(nz, -np.inf), [self.n_sites]]),
                  row_upper=np.concatenate([np.ones(ncell), np.zeros(nz), [self.n_sites]]), maximize=False,
@@ -541,6 +554,7 @@ class CapacitatedMCLP(_SitingModel):
         self.n_sites = _check_n_sites(n_sites, inst)
         self.capacity = pd.Series(_check_capacity(capacity, inst), index=inst.site_ids, name="capacity")
         self.binary_assignment = bool(binary_assignment)
+        self._bonus = _weight_bonus(inst, self.n_sites)
 
     @classmethod
     def _check_od_params(cls, params: dict[str, Any]) -> None:
@@ -579,7 +593,7 @@ class CapacitatedMCLP(_SitingModel):
         cap_upper = np.where(cand_cap, 0.0, cap[cap_sites])
         n = nc + nz
         integer = np.ones(n, dtype=bool) if self.binary_assignment else np.arange(n) < nc
-        lp = Lp.from_coo(cost=np.concatenate([np.zeros(nc), w[pc]]), lower=np.zeros(n), upper=np.ones(n), integer=integer,
+        lp = Lp.from_coo(cost=np.concatenate([self._bonus, w[pc]]), lower=np.zeros(n), upper=np.ones(n), integer=integer,
                  rows=rows, cols=cols, vals=vals,
                  row_lower=np.concatenate([np.full(r2, -np.inf), [self.n_sites]]),
                  row_upper=np.concatenate([np.ones(ncell), cap_upper, np.zeros(len(link)), [self.n_sites]]),
@@ -645,11 +659,11 @@ class CapacitatedMCLP(_SitingModel):
             h.changeRowBounds(p_row, float(r), float(r))
             s = _run(h, what="CapacitatedMCLP (ranking)", is_mip=True)
             solve_s += s.solve_s
-            prefix.append(s.objective)
+            prefix.append(s.objective - float(self._bonus @ s.x[:nc]))
             prefix_z.append(s.x[nc:])
         best_r = [int(np.argmax(prefix[: r + 1])) for r in range(len(prefix))]  # the allocation behind each prefix
         prefix = list(np.maximum.accumulate(prefix))
-        after = max(prefix[-1], sol.objective)
+        after = max(prefix[-1], sol.objective - float(self._bonus @ sol.x[:nc]))
         prefix[-1] = after
         added = list(np.diff(prefix))
         adds = _adds(added)

@@ -83,7 +83,7 @@ def test_grid_outputs(grid_run, tmp_path):
     out = tmp_path / "grid"
     write_grid_outputs(grid_run, out, offline=True)
     assert sorted(p.name for p in out.iterdir()) == [".planner-manifest.json", "assignment.csv", "districts.csv", "grids.csv",
-                                                    "grids.gpkg", "map.html", "summary.json"]
+                                                    "grids.gpkg", "map.html", "norms.csv", "summary.json"]
     assert set(fiona.listlayers(out / "grids.gpkg")) == {"grids", "cells", "nearest_lead_zones", "leads", "members"}
     grids = gpd.read_file(out / "grids.gpkg", layer="grids")
     assert len(grids) == 6 and grids.geom_type.isin(["Polygon", "MultiPolygon"]).all()

@@ -215,7 +215,7 @@ def test_runs_are_deterministic_and_cached(base, tmp_path):
     assert second.summary["coverage_pct"] == first.summary["coverage_pct"] == b.summary["coverage_pct"]
     files = sorted(p.name for p in (out / "gg-base").iterdir())
     assert files == [".planner-manifest.json", "by_district.csv", "by_tier.csv", "gg-base.gpkg", "map.html", "map.png",
-                     "scenario.json", "summary.json", "tables.xlsx", "thresholds.csv"]
+                     "norms.csv", "scenario.json", "summary.json", "tables.xlsx", "thresholds.csv"]  # norms: it has districts
     assert [p.name for p in written] == files[1:]
     import pandas as pd
 

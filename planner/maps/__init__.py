@@ -7,7 +7,7 @@ from the same blocks, so that they look alike and share the same safeguards:
   or ``none``) with scale bar, full-screen button, data attribution and, with
   ``offline=True``, Leaflet inlined into the page so it opens with no network;
 * :func:`add_travel_time_cells`, :func:`add_districts`, :func:`add_isochrones`,
-  :func:`add_institutions` - the overlays, in one style (tier colours, a
+  :func:`add_institutions`, :func:`add_routes` - the overlays, in one style (tier colours, a
   sequential travel-time ramp, gaps in orange, unreachable in grey), with
   tooltips that carry units;
 * :func:`add_legend` (bilingual, Chinese and English) and
@@ -81,9 +81,12 @@ from .layers import (
     add_isochrones,
     add_layer_control,
     add_legend,
+    add_routes,
     add_travel_time_cells,
     grid_colours,
     outline_legend,
+    route_colour,
+    route_legend,
     tier_legend,
     travel_time_legend,
 )
@@ -96,6 +99,7 @@ from .render import (
     render_compare_map,
     render_coverage_map,
     render_grid_map,
+    render_referral_map,
     render_siting_map,
     save_map,
     side_by_side_html,
@@ -130,6 +134,7 @@ __all__ = [
     "add_isochrones",
     "add_layer_control",
     "add_legend",
+    "add_routes",
     "add_travel_time_cells",
     "attribution",
     "esc",
@@ -140,8 +145,11 @@ __all__ = [
     "render_compare_map",
     "render_coverage_map",
     "render_grid_map",
+    "render_referral_map",
     "render_siting_map",
     "render_static_map",
+    "route_colour",
+    "route_legend",
     "save_map",
     "shift_for_basemap",
     "side_by_side_html",

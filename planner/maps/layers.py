@@ -2,13 +2,14 @@
 
 * :func:`add_travel_time_cells`, :func:`add_cell_classes`,
   :func:`add_districts`, :func:`add_isochrones`, :func:`add_institutions`,
-  :func:`add_grids` - the overlays (tier colours, a sequential travel-time
-  ramp, gaps in orange, unreachable in grey), with tooltips that carry units;
+  :func:`add_grids`, :func:`add_routes` - the overlays (tier colours, a
+  sequential travel-time ramp, gaps in orange, unreachable in grey), with
+  tooltips that carry units;
   each moves its geometries to the map's basemap datum through
   :func:`planner.maps.shift_for_basemap` and escapes every user string with
   :func:`planner.maps.esc`;
 * :func:`add_legend` (bilingual, Chinese and English) with its blocks
-  :func:`travel_time_legend`, :func:`tier_legend`, :func:`outline_legend`,
+  :func:`travel_time_legend`, :func:`tier_legend`, :func:`outline_legend`, :func:`route_legend`,
   and :func:`add_layer_control`.
 """
 
@@ -492,6 +493,82 @@ def add_grids(
     return layer
 
 
+def route_colour(minutes: float, bands: Sequence[float]) -> str:
+    """Colour of a trip of `minutes` on the travel-time ramp with band limits `bands` (beyond the last: the gap colour).
+
+    >>> route_colour(5, (10, 20, 30)), route_colour(25, (10, 20, 30)), route_colour(31, (10, 20, 30))
+    ('#006837', '#78c679', '#f16913')
+    """
+    for _lo, hi, colour, _label in _bands(max(bands), list(bands)):
+        if minutes <= hi:
+            return colour
+    return GAP_COLOUR
+
+
+def add_routes(
+    m: folium.Map,
+    routes: gpd.GeoDataFrame,
+    *,
+    bands: Sequence[float],
+    name: str = "转诊路线 Referral routes",
+    show: bool = True,
+) -> folium.GeoJson:
+    """Draw route lines coloured by travel time, with both ends, time and distance in the tooltips.
+
+    Parameters
+    ----------
+    m
+        Map from :func:`new_map`.
+    routes
+        Lines with ``from_name``, ``to_name``, ``travel_time_min`` (minutes)
+        and ``distance_km`` (km), e.g. :func:`planner.referral.referral_routes`.
+    bands
+        Band limits in minutes, e.g. (10, 20, 30): the sequential greens up
+        to the last, the gap colour beyond it (see :func:`route_legend`).
+    name
+        Layer name (escaped).
+    show
+        Whether the layer is on at start.
+
+    Returns
+    -------
+    layer
+        One GeoJSON feature per route (feature id ``route-<row>``), class ``planner-routes``.
+    """
+    props = [{"label": esc(f"{a} → {b}: {t:.1f} 分钟 min, {d:.2f} km"), "colour": route_colour(t, bands)}
+             for a, b, t, d in zip(routes["from_name"], routes["to_name"], routes["travel_time_min"], routes["distance_km"],
+                                   strict=True)]
+    layer = folium.GeoJson(
+        _feature_collection(_for_map(m, routes), props, ids=[f"route-{i}" for i in range(len(props))]),
+        name=esc(name),
+        show=show,
+        style_function=lambda f: {"color": f["properties"]["colour"], "weight": 3, "opacity": 0.9,
+                                  "className": "planner-routes"},
+        tooltip=folium.GeoJsonTooltip(fields=["label"], labels=False) if props else None,
+    )
+    layer.add_to(m)
+    return layer
+
+
+def route_legend(bands: Sequence[float]) -> LegendSection:
+    """Legend block for :func:`add_routes`.
+
+    Parameters
+    ----------
+    bands
+        Band limits in minutes.
+
+    Returns
+    -------
+    section
+        One line symbol per band and one for trips beyond the last limit.
+    """
+    tmax = max(bands)
+    entries = [LegendEntry(label, colour, "line") for _lo, _hi, colour, label in _bands(tmax, list(bands))]
+    entries.append(LegendEntry(f">{tmax:g} 分钟 min 超出阈值 beyond the threshold", GAP_COLOUR, "line"))
+    return LegendSection("转诊出行时间 Referral travel time", tuple(entries))
+
+
 def add_layer_control(m: folium.Map) -> folium.LayerControl:
     """Add the (expanded) layer control listing every named overlay.
 
@@ -585,6 +662,42 @@ def tier_legend() -> LegendSection:
     return LegendSection("机构 Institutions", tuple(
         LegendEntry(f"{settings.TIER_LABELS_ZH[t]} {t}", TIER_COLOURS[t], "circle", 2 * TIER_RADIUS_PX[t])
         for t in settings.TIERS))
+
+
+# the residual-unserved layer of capacity-limited coverage: unserved_reason -> (colour, label)
+RESIDUAL_CLASSES: dict[str, tuple[str, str]] = {
+    "over_capacity": ("#cb181d", "容量不足未服务 unserved: institutions within reach are full"),
+    "out_of_reach": ("#6a51a3", "超出可达范围未服务 unserved: out of reach"),
+}
+
+
+def add_residual_unserved(m: folium.Map, residual: gpd.GeoDataFrame, *, show: bool = True) -> folium.GeoJson:
+    """Draw the cells with persons left unserved under capacities, by reason (see :data:`RESIDUAL_CLASSES`).
+
+    Parameters
+    ----------
+    m
+        Map from :func:`new_map`.
+    residual
+        ``CoverageRun.residual_unserved``: cells with ``unserved`` and ``unserved_reason``.
+    show
+        Whether the layer is on at start.
+
+    Returns
+    -------
+    layer
+        One feature per reason, with the unserved persons in its tooltip.
+    """
+    return add_cell_classes(m, residual, column="unserved_reason", classes=RESIDUAL_CLASSES,
+                            name="未服务人口 Residual unserved (capacity)", population_column="unserved", show=show)
+
+
+def residual_legend(block: dict[str, Any]) -> LegendSection:
+    """Legend block for :func:`add_residual_unserved`, with the served and unserved totals of a ``capacity`` block."""
+    return LegendSection(
+        f"按能力服务 Served under capacity: {block['population_served']:,.0f} ({block['served_pct'] or 0:.1f}%)",
+        tuple(LegendEntry(f"{label} ({block['unserved_' + key]:,.0f})", colour) for key, (colour, label)
+              in RESIDUAL_CLASSES.items()))
 
 
 def outline_legend(*, districts: bool = False, isochrones: bool = False) -> LegendSection:

@@ -1,8 +1,8 @@
 """Per-run maps: a typed run in, an assembled Folium map out, and the page writers.
 
 * :func:`render_coverage_map`, :func:`render_compare_map`,
-  :func:`render_siting_map`, :func:`render_grid_map` - one map per kind of
-  run, built from :mod:`planner.maps.basemaps` and :mod:`planner.maps.layers`;
+  :func:`render_siting_map`, :func:`render_grid_map`,
+  :func:`render_referral_map` - one map per kind of run, built from :mod:`planner.maps.basemaps` and :mod:`planner.maps.layers`;
 * :func:`side_by_side_html` - two saved maps in one page;
 * :func:`save_map` - write a map and warn when it is too large to mail.
 
@@ -40,14 +40,18 @@ from .layers import (
     add_isochrones,
     add_layer_control,
     add_legend,
+    add_residual_unserved,
+    add_routes,
     add_travel_time_cells,
     outline_legend,
+    residual_legend,
+    route_legend,
     tier_legend,
     travel_time_legend,
 )
 
 if TYPE_CHECKING:
-    from ..pipeline import CoverageRun, GridRun, SitingRun
+    from ..pipeline import CoverageRun, GridRun, ReferralRun, SitingRun
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +134,9 @@ def render_coverage_map(
         add_districts(m, run.districts, max_minutes=tmax)
     iso_layers = add_isochrones(m, run.isochrones, minutes=minutes, shown=isochrone_minutes or tmax,
                                 dissolved=getattr(run, "isochrones_dissolved", None))
+    residual = getattr(run, "residual_unserved", None)
+    if residual is not None:
+        add_residual_unserved(m, residual)
     add_institutions(m, run.institutions)
     add_layer_control(m)
     summary = LegendSection(
@@ -137,8 +144,9 @@ def render_coverage_map(
         lines=(f"{s['population_covered']:,.0f} / {s['population_total']:,.0f} {unit or ''}",
                f"方式 mode: {s['mode']}"),
     )
-    add_legend(m, [summary, travel_time_legend(minutes), outline_legend(districts=has_districts, isochrones=bool(iso_layers)),
-                   tier_legend()], title=title)
+    extra = [residual_legend(s["capacity"])] if residual is not None and "capacity" in s else []
+    add_legend(m, [summary, travel_time_legend(minutes), *extra,
+                   outline_legend(districts=has_districts, isochrones=bool(iso_layers)), tier_legend()], title=title)
     return m
 
 
@@ -347,6 +355,71 @@ def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "o
     ))
     add_legend(m, [head, lines, tier_legend()], title=title)
     return m
+
+
+# --------------------------------------------------------------------------- referral map
+
+
+def render_referral_map(run: ReferralRun, *, title: str | None = None, basemap: str = "osm",
+                        offline: bool = False) -> folium.Map:
+    """Draw a referral run: route lines coloured by travel time, the referring and receiving institutions, the leads.
+
+    Parameters
+    ----------
+    run
+        Result of :func:`planner.pipeline.run_referral`.
+    title
+        Title of the legend and the page.
+    basemap, offline
+        As in :func:`new_map`.
+
+    Returns
+    -------
+    m
+        The map: routes to the nearest receiving institution (and, with
+        leads, to the own lead, off at start) in three travel-time bands up
+        to the threshold and the gap colour beyond it; institutions off the
+        network have a black outline.
+    """
+    s = run.summary
+    tmax = float(s["max_minutes"])
+    bands = (tmax / 3, 2 * tmax / 3, tmax)
+    unit = s.get("population_unit")
+    inst = run.case.institutions
+    frm = inst.loc[run.table["from_id"].to_numpy()].copy()
+    frm["snap_status"] = np.where(run.table["status"].to_numpy() == "unsnapped", "unsnapped", "snapped")
+    to = inst[inst["tier"].isin(s["to_tiers"]).to_numpy()]
+    bounds = run.case.cells.total_bounds if len(run.case.cells) else frm.total_bounds
+    m = new_map(bounds, basemap=basemap, offline=offline, title=title or f"{tmax:g}分钟转诊 {tmax:g}-minute referral",
+                population_unit=unit)
+    has_districts = run.case.districts is not None and len(run.case.districts) > 0
+    if has_districts:
+        add_districts(m, run.case.districts)
+    kind = run.routes["kind"].to_numpy() if len(run.routes) else np.array([], dtype=object)
+    add_routes(m, run.routes[kind == "nearest"], bands=bands, name="转诊路线 Routes to the nearest receiving institution")
+    if (kind == "lead").any():
+        add_routes(m, run.routes[kind == "lead"], bands=bands, name="至牵头医院 Routes to the own lead", show=False)
+    add_institutions(m, to, name_prefix="接收 to: ")
+    if run.leads is not None and len(run.leads):
+        leads = run.leads.copy()
+        leads["tier"] = leads["tier"].where(leads["tier"].isin(settings.TIERS), "tertiary")
+        add_institutions(m, leads, name_prefix="牵头 lead: ")
+    add_institutions(m, frm, name_prefix="转出 from: ")
+    add_layer_control(m)
+    pop = s["population"]
+    lines = [f"{s['n_within']} / {s['n_from']} 机构 institutions ({'+'.join(s['from_tiers'])} → {'+'.join(s['to_tiers'])}, "
+             f"{s['mode']})",
+             f"人口加权 population-weighted: {_pct_text(pop['within_pct'])} of {pop['total']:,.0f} {unit or ''}",
+             f"未接入路网 off the network: {s['n_unsnapped']}; 无路线 no route: {s['n_unreachable']}"]
+    if "lead_within_pct" in s:
+        lines.append(f"{tmax:g}分钟内到达牵头医院 own lead within {tmax:g} min: {_pct_text(s['lead_within_pct'])}")
+    head = LegendSection(f"{tmax:g}分钟内可转诊 referral within {tmax:g} min: {_pct_text(s['within_pct'])}", lines=tuple(lines))
+    add_legend(m, [head, route_legend(bands), outline_legend(districts=has_districts), tier_legend()], title=title)
+    return m
+
+
+def _pct_text(pct: float | None) -> str:
+    return "—" if pct is None else f"{pct:.1f}%"
 
 
 # --------------------------------------------------------------------------- saving

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -81,6 +82,18 @@ class Case:
         What the population counts, shown with totals.
     isochrones
         Compute isochrone polygons.
+    capacity_column
+        Column of the institutions holding each one's capacity, for capacity-limited coverage
+        (:mod:`planner.capacity`); None: no allocation.
+    persons_per_unit
+        Persons one unit of `capacity_column` serves (beds, doctors); None: the column is in persons.
+    allocation
+        ``optimal`` (the most served) or ``ordered`` (AccessMod's greedy order).
+    norms
+        Norms file checked per district (with boundaries); None: the shipped default
+        (:data:`planner.norms.DEFAULT_NORMS_PATH`).
+    norms_enabled
+        Check the norms per district (only with boundaries); False: no ``norms.csv``.
 
     Examples
     --------
@@ -110,6 +123,11 @@ fix: give a value between 0.5 and 150 km/h
     cell_size_m: float | None = None
     population_label: str = "population"
     isochrones: bool = True
+    capacity_column: str | None = None
+    persons_per_unit: float | None = None
+    allocation: str = "optimal"
+    norms: str | os.PathLike[str] | None = None
+    norms_enabled: bool = True
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
@@ -117,9 +135,11 @@ fix: give a value between 0.5 and 150 km/h
         set_(self, "minutes", check_minutes(settings.THRESHOLDS_MINUTES if self.minutes is None else self.minutes))
         set_(self, "max_snap_m", check_limit("max_snap_m", settings.MAX_SNAP_M if self.max_snap_m is None
                                              else self.max_snap_m))
-        for name in ("speed_kph", "cell_size_m"):
+        for name in ("speed_kph", "cell_size_m", "persons_per_unit"):
             if getattr(self, name) is not None:
                 set_(self, name, check_limit(name, getattr(self, name)))
+        check_capacity_options(capacity_column=self.capacity_column, persons_per_unit=self.persons_per_unit,
+                               allocation=self.allocation)
 
     def load(self) -> CaseInputs:
         """Load and check the case's inputs (see :func:`load_case`)."""
@@ -131,7 +151,69 @@ fix: give a value between 0.5 and 150 km/h
 # the two halves of a Case, as a scenario file's [inputs] and [analysis] tables
 INPUT_FIELDS = ("network", "institutions", "population", "boundaries", "coords", "population_coords",
                 "population_label")
-ANALYSIS_FIELDS = ("mode", "minutes", "speed_kph", "max_snap_m", "cell_size_m", "isochrones")
+ANALYSIS_FIELDS = ("mode", "minutes", "speed_kph", "max_snap_m", "cell_size_m", "isochrones", "capacity_column",
+                   "persons_per_unit", "allocation", "norms", "norms_enabled")
+
+
+def check_capacity_options(*, capacity_column: str | None, persons_per_unit: float | None, allocation: str) -> None:
+    """Check the capacity settings of a case (see :class:`Case`), before anything is loaded.
+
+    >>> check_capacity_options(capacity_column=None, persons_per_unit=100, allocation="optimal")
+    Traceback (most recent call last):
+    ...
+    planner._errors.InvalidValueError: persons_per_unit 100 needs a capacity column; fix: give capacity_column \
+(--capacity-col), the column the ratio applies to
+    """
+    if allocation not in settings.ALLOCATIONS:
+        msg = f"allocation '{allocation}' is not one of {', '.join(settings.ALLOCATIONS)}; fix: use optimal or ordered"
+        raise InvalidValueError(msg)
+    if capacity_column is not None and (not isinstance(capacity_column, str) or not capacity_column.strip()):
+        msg = f"capacity_column {capacity_column!r} is not a column name; fix: give the institutions' capacity column"
+        raise InvalidValueError(msg)
+    for name, value in (("persons_per_unit", persons_per_unit), ("allocation", allocation)):
+        if capacity_column is None and value is not None and value != "optimal":
+            msg = (f"{name} {value:g} needs a capacity column; fix: give capacity_column (--capacity-col), the column "
+                   "the ratio applies to" if name == "persons_per_unit" else
+                   f"{name} '{value}' needs a capacity column; fix: give capacity_column (--capacity-col)")
+            raise InvalidValueError(msg)
+
+
+def analysis_options(case: Case) -> dict[str, Any]:
+    """Return the capacity and norms settings of `case`, as keywords of :func:`planner.pipeline.analyse_case`."""
+    return {"capacity_column": case.capacity_column, "persons_per_unit": case.persons_per_unit,
+            "allocation": case.allocation, "norms": case.norms if case.norms_enabled else False}
+
+
+def scenario_analysis_keys(raw: dict[str, Any], *, fail: Any, folder: Path) -> dict[str, Any]:
+    """Read the capacity and norms keys of a scenario file's ``[analysis]`` table.
+
+    ``capacity_column = "beds"``, ``persons_per_unit = 100``, ``allocation = "ordered"``, ``norms = "my.toml"``
+    (relative to the scenario file) or ``norms = false`` (no check; so does ``norms_enabled = false``).
+    `fail(key, problem, fix)` returns the error to raise, naming the file and line.
+    """
+    out: dict[str, Any] = {}
+    for key, kinds in (("capacity_column", str), ("allocation", str), ("norms", (str, bool)), ("norms_enabled", bool),
+                       ("persons_per_unit", (int, float))):
+        if key not in raw:
+            continue
+        v = raw[key]
+        if not isinstance(v, kinds) or (isinstance(v, bool) and key == "persons_per_unit") or (key == "norms" and v is True):
+            want = {"norms": 'a path or false', "norms_enabled": "true or false", "persons_per_unit": "a number"}
+            raise fail(f"analysis.{key}", f"must be {want.get(key, 'text')}, not {v!r}", "fix the value")
+        if key == "persons_per_unit" and not settings.LIMITS[key].contains(v):
+            raise fail(f"analysis.{key}", f"{v} is not {settings.LIMITS[key].text()}", "give the persons one unit serves")
+        if key == "allocation" and v not in settings.ALLOCATIONS:
+            raise fail(f"analysis.{key}", f"'{v}' is not an allocation", f"use one of {', '.join(settings.ALLOCATIONS)}")
+        if key == "norms" and v is False:
+            out["norms_enabled"] = False
+            continue
+        if key == "norms":
+            p = (folder / v).resolve()
+            if not p.is_file():
+                raise fail(f"analysis.{key}", f"file not found: {p}", "give a norms file relative to the scenario file")
+            v = str(p)
+        out[key] = float(v) if key == "persons_per_unit" else v
+    return out
 
 
 def load_boundaries(path: str | os.PathLike[str], *, name_column: str | None = None) -> gpd.GeoDataFrame:

@@ -25,11 +25,14 @@ from .. import settings
 from .._errors import UnreachableFacilityError
 from .._validate import check_minutes
 from .._version import __version__
+from ..capacity import Allocation, allocate_cells
 from ..coverage import coverage_by_cell, coverage_summary
 from ..isochrones import compute_isochrone_layers
 from ..network import RoadNetwork, network_stats, roads_from_graph
+from ..norms import Norms
 from ..travel_time import CompiledNetwork, compile_network, snap_points
-from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones
+from . import resources
+from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones, analysis_options
 from .summary import CoverageSummary
 
 if TYPE_CHECKING:
@@ -62,6 +65,12 @@ class CoverageRun:
         The isochrones dissolved per threshold, traced from the same reached
         cells (see :func:`planner.isochrones.compute_isochrone_layers`), or
         None if not computed.
+    allocation
+        The capacity-limited allocation (:class:`planner.capacity.Allocation`) when the case has a
+        capacity column, else None; ``summary["capacity"]`` holds its figures.
+    norms
+        The norms checked per district (:func:`planner.norms.check_norms`' table), or None
+        (no boundaries, or norms turned off); ``summary["norms"]`` holds the same rows.
     """
 
     roads: RoadNetwork
@@ -72,6 +81,13 @@ class CoverageRun:
     districts: gpd.GeoDataFrame | None
     summary: CoverageSummary
     isochrones_dissolved: gpd.GeoDataFrame | None = None
+    allocation: Allocation | None = None
+    norms: pd.DataFrame | None = None
+
+    @cached_property
+    def residual_unserved(self) -> gpd.GeoDataFrame | None:
+        """Cells with persons left unserved under capacities, split out of reach / over capacity (None without)."""
+        return None if self.allocation is None else resources.residual_unserved(self.cells, self.allocation)
 
     @cached_property
     def graph(self) -> nx.MultiDiGraph:
@@ -80,7 +96,7 @@ class CoverageRun:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle the run without the graph built on request."""
-        return {k: v for k, v in self.__dict__.items() if k != "graph"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("graph", "residual_unserved")}
 
 
 def analyse_case(
@@ -95,6 +111,10 @@ def analyse_case(
     population_label: str = "population",
     with_isochrones: bool = True,
     progress: bool = False,
+    capacity_column: str | None = None,
+    persons_per_unit: float | None = None,
+    allocation: str = "optimal",
+    norms: str | os.PathLike[str] | Norms | bool | None = None,
 ) -> CoverageRun:
     """Compute coverage for a loaded case, optionally with an edited network or institutions.
 
@@ -123,6 +143,12 @@ def analyse_case(
         by default (for ``walk`` with `speed_kph`, that speed).
     population_label, with_isochrones, progress
         As in :func:`run_coverage`.
+    capacity_column, persons_per_unit, allocation
+        Capacity-limited coverage at the largest threshold (see :class:`~planner.pipeline.Case`): each
+        institution serves at most its capacity; ``run.allocation`` and ``summary["capacity"]``.
+    norms
+        Norms checked per district when the case has boundaries: a norms file, loaded
+        :class:`~planner.norms.Norms`, None for the shipped default, or False for none.
 
     Returns
     -------
@@ -158,8 +184,20 @@ def analyse_case(
     dist_gdf = _district_layer(case, summary)
     summary = _coverage_report(case, roads, net, inst, summary, mode=mode, speed_kph=speed_kph, access_kph=access_kph,
                                population_label=population_label, t0=t0)
+    alloc = None
+    if capacity_column is not None:
+        capacity = resources.institution_capacity(case, inst, column=capacity_column, persons_per_unit=persons_per_unit)
+        alloc = allocate_cells(net, case.cells, institutions=inst, capacity=capacity, max_minutes=max(mins),
+                               method=allocation, cells_snapped=snap_c, institutions_snapped=snap_f)  # type: ignore[arg-type]
+        summary["capacity"] = resources.capacity_block(alloc, cov, inst, column=capacity_column,
+                                                       persons_per_unit=persons_per_unit)
+    checked = resources.run_norms(norms) if case.districts is not None else None
+    norms_table = None
+    if checked is not None:
+        norms_table, summary["norms"] = resources.norms_check(cov, inst, checked)
     return CoverageRun(roads=roads, net=net, institutions=inst, cells=cov, isochrones=iso, districts=dist_gdf, summary=summary,
-                       isochrones_dissolved=layers.dissolved if layers is not None else None)
+                       isochrones_dissolved=layers.dissolved if layers is not None else None, allocation=alloc,
+                       norms=norms_table)
 
 
 def _snap_institutions(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, *,
@@ -242,6 +280,11 @@ def run_coverage(
     population_label: str = "population",
     with_isochrones: bool = True,
     progress: bool = False,
+    capacity_column: str | None = None,
+    persons_per_unit: float | None = None,
+    allocation: str = "optimal",
+    norms: str | os.PathLike[str] | None = None,
+    norms_enabled: bool = True,
 ) -> CoverageRun:
     """Run the 15-minute coverage analysis on files.
 
@@ -279,6 +322,8 @@ def run_coverage(
         Compute isochrone polygons.
     progress
         Show progress bars.
+    capacity_column, persons_per_unit, allocation, norms, norms_enabled
+        Capacity-limited coverage and norms per district (see :class:`~planner.pipeline.Case`).
 
     Returns
     -------
@@ -293,7 +338,8 @@ def run_coverage(
     case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
                 speed_kph=speed_kph, minutes=minutes, coords=coords, population_coords=population_coords,
                 max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
-                isochrones=with_isochrones)
+                isochrones=with_isochrones, capacity_column=capacity_column, persons_per_unit=persons_per_unit,
+                allocation=allocation, norms=norms, norms_enabled=norms_enabled)
     return run_case(case, progress=progress)
 
 
@@ -320,7 +366,7 @@ def run_case(case: Case, *, progress: bool = False) -> CoverageRun:
     t0 = time.perf_counter()
     loaded = case.load()
     run = analyse_case(loaded, minutes=case.minutes, population_label=case.population_label,
-                       with_isochrones=case.isochrones, progress=progress)
+                       with_isochrones=case.isochrones, progress=progress, **analysis_options(case))
     run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
     return run
 

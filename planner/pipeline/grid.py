@@ -29,6 +29,7 @@ from ..coverage import assign_districts
 from ..institutions import load_institutions
 from ..io import OSM_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input, read_table
 from ..travel_time import CompiledNetwork, od_travel_times, snap_points
+from . import resources
 from .case import _INPUT_KEYS, Case, CaseInputs, _institutions_with_capacity, _warnings_logged
 from .summary import GridSummary
 
@@ -67,6 +68,10 @@ class GridRun:
     summary
         The report figures, written as ``summary.json`` (see
         :class:`planner.pipeline.summary.GridSummary`).
+    norms
+        The norms checked per district (:func:`planner.norms.check_norms`' table; coverage
+        norms on the time to the nearest institution), or None without boundaries or with
+        norms off.
     """
 
     case: CaseInputs
@@ -80,6 +85,7 @@ class GridRun:
     districts: pd.DataFrame | None
     result: asg.AssignmentResult
     summary: GridSummary
+    norms: pd.DataFrame | None = None
 
 
 LEAD_DUPLICATE_M = 2000.0  # metres; leads of the same name closer than this are one hospital mapped twice
@@ -221,6 +227,8 @@ def run_grids(
     max_nodes: int | None = None,
     accessibility_minutes: float = 30.0,
     population_label: str = "population",
+    norms: str | os.PathLike[str] | None = None,
+    norms_enabled: bool = True,
 ) -> GridRun:
     """Divide the city into consortium grids (网格化布局), one per lead hospital.
 
@@ -273,6 +281,9 @@ def run_grids(
         Catchment of the E2SFCA index in minutes.
     population_label
         What the population counts.
+    norms, norms_enabled
+        Norms file checked per district with boundaries (None: the shipped default), and whether
+        to check them (see :class:`~planner.pipeline.Case`).
 
     Returns
     -------
@@ -289,7 +300,7 @@ def run_grids(
     case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
                 speed_kph=speed_kph, minutes=(accessibility_minutes,), coords=coords,
                 population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
-                population_label=population_label, isochrones=False)
+                population_label=population_label, isochrones=False, norms=norms, norms_enabled=norms_enabled)
     return grid_case(case, leads=leads, lead_tiers=lead_tiers, capacity_column=capacity_column, tolerance=tolerance,
                      fixed=fixed, contiguity=contiguity, time_limit_s=time_limit_s, method=method, max_nodes=max_nodes,
                      accessibility_minutes=accessibility_minutes)
@@ -401,8 +412,24 @@ def grid_case(
                    "fixed": None if fixed is None or isinstance(fixed, dict) else str(fixed)},
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
+    norms_table = _grid_norms(inputs, net, inst, snap_cells, case=case, summary=summary)
     return GridRun(case=inputs, net=net, leads=lead_ok, leads_excluded=excluded, members=members, cells=out_cells,
-                   grids=grids, baseline_grids=baseline_grids, districts=dist_table, result=result, summary=summary)
+                   grids=grids, baseline_grids=baseline_grids, districts=dist_table, result=result, summary=summary,
+                   norms=norms_table)
+
+
+def _grid_norms(inputs: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, snap_cells: pd.DataFrame, *,
+                case: Case, summary: GridSummary) -> pd.DataFrame | None:
+    """Check the norms per district (with boundaries); add ``summary["norms"]``; return the table or None."""
+    norms = resources.run_norms(case.norms if case.norms_enabled else False) if inputs.districts is not None else None
+    if norms is None:
+        return None
+    cells = inputs.cells[["district", "population"]].copy()
+    limit = max([n.minutes for n in norms.enabled if n.kind == "coverage"], default=None)
+    cells["travel_time_min"] = np.nan if limit is None else resources.nearest_institution_minutes(
+        net, snap_cells, inst, max_snap_m=inputs.max_snap_m, max_minutes=limit).to_numpy()
+    table, summary["norms"] = resources.norms_check(cells, inst, norms)
+    return table
 
 
 _NOT_COMPARED = {"status", "method", "n_grids", "n_cells", "n_unassigned", "population_unassigned", "tolerance",

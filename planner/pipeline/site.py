@@ -20,9 +20,17 @@ from .. import settings, siting
 from .._errors import InvalidValueError
 from .._validate import check_minutes
 from .._version import __version__
-from ..candidates import candidates_from_network, filter_candidates, load_candidates
+from ..candidates import (
+    candidate_suitability,
+    candidates_from_network,
+    exclude_candidates,
+    filter_candidates,
+    load_candidates,
+    load_competitors,
+    load_exclusion_zones,
+)
 from ..coverage import assign_districts
-from ..io import TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input
+from ..io import RASTER_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input
 from ..isochrones import compute_isochrones
 from ..travel_time import CompiledNetwork, od_travel_times, snap_points
 from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones, _institutions_with_capacity, _warnings_logged
@@ -96,6 +104,10 @@ def run_siting(
     candidate_districts: tuple[str, ...] | None = None,
     capacity_column: str | None = None,
     new_site_capacity: float | None = None,
+    exclude: tuple[str | os.PathLike[str], ...] = (),
+    suitability: str | os.PathLike[str] | None = None,
+    suitability_column: str | None = None,
+    competitors: str | os.PathLike[str] | None = None,
     marginal: bool = True,
     require_k: bool = False,
     time_limit_s: float = settings.SITING_TIME_LIMIT_S,
@@ -143,6 +155,32 @@ def run_siting(
         the capacitated MCLP.
     new_site_capacity
         Capacity (persons) of every candidate without its own.
+    exclude
+        Exclusion zones where no new site may go: polygon files (any CRS),
+        or ``"osm:water,park"`` for the OSM network's areas of these kinds
+        (:data:`planner.settings.EXCLUSION_OSM_TAGS`). Candidates inside
+        (boundary included) are removed; ``summary["candidates_excluded"]``
+        gives per source how many.
+    suitability
+        A GeoTIFF sampled at the candidates, or polygons with a weight column
+        (`suitability_column`, ``weight`` by default): a weight ≥ 0 per
+        candidate (:data:`planner.settings.SUITABILITY_DEFAULT_WEIGHT`
+        outside them). Weight 0 removes the candidate. Positive weights
+        prioritise: the model first maximises its own objective (coverage,
+        or the fewest sites, or the mean time), then, among solutions equal
+        in it, the sum of the chosen sites' weights (a secondary term worth
+        at most :data:`planner.settings.SUITABILITY_TIE_PERSONS` persons in
+        all, so it never trades away a covered person).
+    suitability_column
+        Weight column of suitability polygons.
+    competitors
+        Competitor sites (e.g. private clinics; a file like `institutions`,
+        same datum `coords`, ids ``comp:<id>``). Residents within
+        `max_minutes` of a competitor and of no existing site are served by
+        competitors: they leave the demand the model can gain and every
+        figure (``population_total``, coverage) and are counted apart as
+        ``summary["population_served_by_competitors"]``. Existing sites stay
+        required (kept open).
     marginal
         Also compute the marginal-value curve for 1..K sites (MCLP only).
     require_k
@@ -176,8 +214,9 @@ def run_siting(
                      max_minutes=max_minutes, candidates_coords=candidates_coords, service_tiers=service_tiers,
                      candidate_spacing_m=candidate_spacing_m, min_spacing_m=min_spacing_m,
                      candidate_districts=candidate_districts, capacity_column=capacity_column,
-                     new_site_capacity=new_site_capacity, marginal=marginal, require_k=require_k,
-                     time_limit_s=time_limit_s, progress=progress)
+                     new_site_capacity=new_site_capacity, exclude=exclude, suitability=suitability,
+                     suitability_column=suitability_column, competitors=competitors, marginal=marginal,
+                     require_k=require_k, time_limit_s=time_limit_s, progress=progress)
 
 
 def site_case(
@@ -195,6 +234,10 @@ def site_case(
     candidate_districts: tuple[str, ...] | None = None,
     capacity_column: str | None = None,
     new_site_capacity: float | None = None,
+    exclude: tuple[str | os.PathLike[str], ...] = (),
+    suitability: str | os.PathLike[str] | None = None,
+    suitability_column: str | None = None,
+    competitors: str | os.PathLike[str] | None = None,
     marginal: bool = True,
     require_k: bool = False,
     time_limit_s: float = settings.SITING_TIME_LIMIT_S,
@@ -220,6 +263,7 @@ def site_case(
     max_minutes = float(max(case.minutes) if max_minutes is None else max_minutes)
     tiers = _check_siting_options(candidates, n_sites=n_sites, target_pct=target_pct,
                                   objective=objective, service_tiers=service_tiers, max_minutes=max_minutes)
+    _check_role_inputs(exclude, suitability=suitability, competitors=competitors)
     mode, cell_size_m, population_label, institutions = case.mode, case.cell_size_m, case.population_label, case.institutions
     coords = case.coords
     inputs = case.load()
@@ -230,6 +274,8 @@ def site_case(
     cand, unsnapped_candidates = _siting_candidates(
         inputs, net, inst, existing, snapped=snap_i["snapped"], candidates=candidates, candidates_coords=candidates_coords,
         candidate_spacing_m=candidate_spacing_m, min_spacing_m=min_spacing_m, candidate_districts=candidate_districts)
+    cand, site_weight, roles = _candidate_roles(cand, network=case.network, exclude=exclude, suitability=suitability,
+                                                suitability_column=suitability_column)
     if n_sites is not None and n_sites > len(cand):
         msg = (f"--new-sites {n_sites} is more than the {len(cand)} candidate sites; "
                f"fix: ask for at most {len(cand)} or add candidates")
@@ -238,16 +284,22 @@ def site_case(
     snap_cells, od = _siting_travel_times(inputs, net, existing, cand,
                                           max_minutes=max_minutes * 3 if objective == "mean-time" else max_minutes)
     demand = inputs.cells["population"]
+    if competitors is not None:
+        demand, competitor_figures = _competitor_demand(inputs, net, snap_cells, od, existing, competitors,
+                                                        coords=coords, max_minutes=max_minutes)
+        roles.update(competitor_figures)
     with _warnings_logged():  # the model warns e.g. about existing sites reaching no cell
         model = _siting_model(od, demand, cand, existing, n_sites=n_sites, target_pct=target_pct,
                               objective=objective, max_minutes=max_minutes, capacity_column=capacity_column,
-                              new_site_capacity=new_site_capacity)
+                              new_site_capacity=new_site_capacity, site_weight=site_weight)
     result = model.solve(time_limit_s=time_limit_s, **({} if target_pct is not None else {"require_k": require_k}))
     curve = None
     if marginal and isinstance(model, siting.MCLP) and n_sites:
         curve = siting.marginal_curve(model, time_limit_s=time_limit_s, require_k=require_k)
 
     cells = _cells_before_after(inputs, od, snap_cells, existing, list(result.sites), max_minutes=max_minutes)
+    if competitors is not None:
+        cells["served_by_competitor"] = ~cells.index.isin(demand.index)
     sites = _ranked_sites(cand, result)
     snap_new = snap_points(net, sites, max_snap_m=inputs.max_snap_m)
     iso = compute_isochrones(net, sites, snap_new, minutes=(max_minutes,), progress=progress) if len(sites) else \
@@ -271,6 +323,7 @@ def site_case(
         "cell_size_m": cell_size_m,
         "inputs": {**{k: inputs.options.get(k) for k in _INPUT_KEYS},
                    "candidates": str(candidates), "candidates_coords": candidates_coords},
+        **roles,
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
     return SitingRun(case=inputs, net=net, existing=existing, candidates=cand, cells=cells, result=result, curve=curve,
@@ -418,13 +471,15 @@ def _siting_figures(result: siting.SitingResult, demand: pd.Series, *, objective
 
 def _siting_model(od: pd.DataFrame, demand: pd.Series, cand: gpd.GeoDataFrame, existing: gpd.GeoDataFrame, *,
                   n_sites: int | None, target_pct: float | None, objective: str, max_minutes: float,
-                  capacity_column: str | None, new_site_capacity: float | None) -> Any:
-    """Build the siting model the options ask for."""
+                  capacity_column: str | None, new_site_capacity: float | None,
+                  site_weight: pd.Series | None = None) -> Any:
+    """Build the siting model the options ask for (`site_weight`: suitability per candidate, or None)."""
     if target_pct is not None:
         return siting.LSCP.from_travel_times(od, demand, cand.index, max_minutes=max_minutes, target_pct=target_pct,
-                                             existing=existing.index)
+                                             existing=existing.index, site_weight=site_weight)
     if objective == "mean-time":
-        return siting.PMedian.from_travel_times(od, demand, cand.index, n_sites=int(n_sites), existing=existing.index)  # type: ignore[arg-type]
+        return siting.PMedian.from_travel_times(od, demand, cand.index, n_sites=int(n_sites), existing=existing.index,  # type: ignore[arg-type]
+                                                site_weight=site_weight)
     if capacity_column is not None:
         cap = pd.concat([existing["capacity"], cand["capacity"] if "capacity" in cand else pd.Series(np.nan, index=cand.index)])
         if new_site_capacity is not None:
@@ -435,7 +490,63 @@ def _siting_model(od: pd.DataFrame, demand: pd.Series, cand: gpd.GeoDataFrame, e
                    "for every existing institution, and give candidates a capacity or --new-site-capacity")
             raise InvalidValueError(msg)
         return siting.CapacitatedMCLP.from_travel_times(od, demand, cand.index, max_minutes=max_minutes, n_sites=int(n_sites),  # type: ignore[arg-type]
-                                                        capacity=cap, existing=existing.index)
+                                                        capacity=cap, existing=existing.index, site_weight=site_weight)
     return siting.MCLP.from_travel_times(od, demand, cand.index, max_minutes=max_minutes, n_sites=int(n_sites),  # type: ignore[arg-type]
-                                         existing=existing.index)
+                                         existing=existing.index, site_weight=site_weight)
 
+
+
+def _check_role_inputs(exclude: tuple[str | os.PathLike[str], ...], *, suitability: str | os.PathLike[str] | None,
+                      competitors: str | os.PathLike[str] | None) -> None:
+    """Check the exclusion, suitability and competitor files exist before anything is loaded."""
+    for spec in exclude:
+        if not (isinstance(spec, str) and spec.startswith("osm:")):
+            check_input(spec, what="exclusion zones", suffixes=VECTOR_SUFFIXES)
+    if suitability is not None:
+        check_input(suitability, what="suitability", suffixes=RASTER_SUFFIXES + VECTOR_SUFFIXES)
+    if competitors is not None:
+        check_input(competitors, what="competitors", suffixes=TABLE_SUFFIXES + VECTOR_SUFFIXES)
+
+
+def _candidate_roles(cand: gpd.GeoDataFrame, *, network: str | os.PathLike[str], exclude: tuple[str | os.PathLike[str], ...],
+                     suitability: str | os.PathLike[str] | None, suitability_column: str | None,
+                     ) -> tuple[gpd.GeoDataFrame, pd.Series | None, dict[str, Any]]:
+    """Remove candidates in exclusion zones or of suitability 0; return them, their weights and the summary figures."""
+    figures: dict[str, Any] = {}
+    if exclude:
+        cand, removed = exclude_candidates(cand, load_exclusion_zones(exclude, network=network))
+        figures["candidates_excluded"] = [{"source": src, "candidates_removed": n} for src, n in removed.items()]
+    if suitability is None:
+        return cand, None, figures
+    weight, n_default = candidate_suitability(cand, suitability, column=suitability_column)
+    zero = weight <= 0
+    if zero.all():
+        msg = (f"{suitability}: every one of the {len(cand)} candidate sites has suitability 0; "
+               "fix: check the weights (0 excludes a candidate)")
+        raise InvalidValueError(msg)
+    cand, weight = cand[~zero.to_numpy()], weight[~zero]
+    figures["suitability"] = {"source": str(suitability), "column": suitability_column, "candidates_removed": int(zero.sum()),
+                              "candidates_default_weight": n_default, "weight_min": round(float(weight.min()), 6),
+                              "weight_max": round(float(weight.max()), 6)}
+    return cand, weight, figures
+
+
+def _competitor_demand(case: CaseInputs, net: CompiledNetwork, snap_cells: pd.DataFrame, od: pd.DataFrame,
+                       existing: gpd.GeoDataFrame, competitors: str | os.PathLike[str], *, coords: str,
+                       max_minutes: float) -> tuple[pd.Series, dict[str, Any]]:
+    """Return the demand without the cells competitors serve (within T of one and of no existing site), and the figures."""
+    comp = load_competitors(competitors, coords=coords)
+    snap = snap_points(net, comp, max_snap_m=case.max_snap_m)
+    on_net = comp[snap["snapped"].to_numpy()]
+    od_c = od_travel_times(net, snap_cells, snap, max_minutes=max_minutes) if len(on_net) else od.iloc[:0]
+    within = od[(od["travel_time_s"] <= max_minutes * 60.0) & od["destination_id"].isin(existing.index)]
+    ours = set(within["origin_id"])
+    theirs = set(od_c.loc[od_c["travel_time_s"] <= max_minutes * 60.0, "origin_id"]) - ours
+    demand = case.cells["population"]
+    taken = demand.index.isin(list(theirs))
+    figures = {
+        "population_served_by_competitors": round(float(demand[taken].sum()), 1),
+        "competitors": {"source": str(competitors), "sites": len(comp), "sites_unsnapped": len(comp) - len(on_net),
+                        "cells": int(taken.sum()), "excluded_from_figures": True},
+    }
+    return demand[~taken], figures

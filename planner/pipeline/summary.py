@@ -24,7 +24,12 @@ from __future__ import annotations
 from typing import TypedDict
 
 __all__ = [
+    "CapacityBasis",
+    "CapacityBlock",
+    "CapacityDistrictRow",
+    "CapacityTierRow",
     "ClosedRoads",
+    "CompetitorFigures",
     "CoverageByTier",
     "CoverageCells",
     "CoverageInputs",
@@ -35,6 +40,7 @@ __all__ = [
     "EditChangeTier",
     "EditCloseRoads",
     "ExcludedLead",
+    "ExclusionRow",
     "GridAccessibility",
     "GridComparison",
     "GridDistrictRow",
@@ -43,7 +49,15 @@ __all__ = [
     "GridWork",
     "LeadRow",
     "MarginalCurveRow",
+    "NormsBlock",
+    "NormsRow",
     "NetworkStats",
+    "ReferralDistrictRow",
+    "ReferralInputs",
+    "ReferralLeadRow",
+    "ReferralPopulation",
+    "ReferralPopulationDistrict",
+    "ReferralSummary",
     "ScenarioEdits",
     "ScenarioInfo",
     "ScenarioSummary",
@@ -52,6 +66,7 @@ __all__ = [
     "SitingInputs",
     "SitingSummary",
     "StudyArea",
+    "SuitabilityFigures",
     "Summary",
     "ThresholdRow",
     "TierCounts",
@@ -186,9 +201,94 @@ class StudyArea(TypedDict):
     population_outside_study_area: float  # persons of the input outside the study area (not counted)
 
 
-class CoverageSummary(TypedDict):
-    """``summary.json`` of a coverage run (:func:`planner.pipeline.run_coverage`, :func:`~planner.pipeline.run_case`)."""
+class CapacityBasis(TypedDict):
+    """Where the capacities came from."""
 
+    column: str  # the institutions' capacity column
+    persons_per_unit: float | None  # persons one unit of it serves (None: the column is in persons)
+    unit: str  # "persons", or the units times persons_per_unit
+
+
+class CapacityTierRow(TypedDict):
+    """Capacity and use of the institutions of one tier."""
+
+    tier: str  # tertiary, secondary, primary or station
+    institutions: int  # institutions of this tier
+    capacity: float  # persons they can serve
+    demand_within_t: float  # persons within the threshold of each, counted again for every institution they reach
+    population_served: float  # persons they serve
+    utilisation_pct: float | None  # % of their capacity used (None for no capacity)
+
+
+class CapacityDistrictRow(TypedDict):
+    """Served and unserved persons of one district (served + unserved = total)."""
+
+    district: str  # district name, "(outside districts)" for cells outside every district
+    population_total: float  # persons of the district within the study area
+    population_served: float  # persons served within the threshold
+    population_unserved: float  # unserved_out_of_reach + unserved_over_capacity
+    unserved_out_of_reach: float  # persons with no institution within the threshold
+    unserved_over_capacity: float  # persons within reach of institutions that are all full
+    served_pct: float | None  # % served (None for no population)
+
+
+class CapacityBlock(TypedDict):
+    """Capacity-limited coverage at the largest threshold (:mod:`planner.capacity`); only with a capacity column.
+
+    Persons are rounded to 0.1 so that they still add up: served + unserved = total and unserved =
+    out of reach + over capacity, overall and per district (``balance`` says so in words).
+    """
+
+    method: str  # optimal (the most served) or ordered (AccessMod's greedy order)
+    max_minutes: float  # the threshold, minutes
+    status: str  # optimal (LP), complete (ordered allocation), or time_limit / work_limit when a limit stopped the LP
+    capacity_basis: CapacityBasis  # where the capacities came from
+    population_total: float  # persons in the study area
+    population_served: float  # persons served within the threshold
+    population_unserved: float  # unserved_out_of_reach + unserved_over_capacity
+    unserved_out_of_reach: float  # persons with no institution within the threshold (coverage's gap)
+    unserved_over_capacity: float  # persons within reach, but every institution they reach is full
+    served_pct: float | None  # % of the population served
+    capacity_total: float  # persons all institutions can serve
+    institutions_full: int  # institutions serving their whole capacity
+    balance: str  # the identities the figures satisfy, in words
+    by_tier: list[CapacityTierRow]  # one row per tier present
+    by_district: list[CapacityDistrictRow]  # one row per district ([] without boundaries)
+
+
+class NormsRow(TypedDict):
+    """One district checked against one norm (a row of ``norms.csv``)."""
+
+    district: str  # district name
+    norm: str  # the norm's id in the norms file
+    kind: str  # residents_per_centre, coverage, beds, doctors or nurses
+    measured: float | None  # residents per centre, % or per 1,000/10,000 residents (None: no centre or not checked)
+    comparison: str  # "≤" or "≥"
+    norm_value: float  # the norm's bound
+    unit: str  # its unit
+    passed: bool | None  # None: not checked (no figures)
+    shortfall: int | None  # centres, residents or beds/doctors/nurses missing (0 when it passes)
+    shortfall_unit: str  # unit of the shortfall
+    gap_zh: str  # the gap in words, Chinese
+    gap_en: str  # the gap in words, English
+    standing: str  # how far the norm's figure is verified (verified, secondary, local, example, user)
+
+
+class NormsBlock(TypedDict):
+    """Norms checked per district (:mod:`planner.norms`); only with boundaries and norms on."""
+
+    file: str | None  # the norms file read
+    name: str | None  # its name
+    checked: list[str]  # ids of the enabled norms
+    population_basis: str  # "study area": residents are those of the run's cells
+    districts: int  # districts checked
+    passed: int  # rows that pass
+    failed: int  # rows that fail
+    not_checked: int  # rows without figures
+    rows: list[NormsRow]  # one row per district and norm, norms in file order
+
+
+class _CoverageSummaryBase(TypedDict):
     planner_version: str  # version of planner that computed it
     complete: bool  # True: the run finished
     population_unit: str  # what the population counts (e.g. "persons aged 20+ (WorldPop)")
@@ -209,6 +309,16 @@ class CoverageSummary(TypedDict):
     network: NetworkStats  # the road network
     inputs: CoverageInputs  # the input files
     runtime_s: float  # seconds, loading included
+
+
+class CoverageSummary(_CoverageSummaryBase, total=False):
+    """``summary.json`` of a coverage run (:func:`planner.pipeline.run_coverage`, :func:`~planner.pipeline.run_case`).
+
+    ``capacity`` only with a capacity column; ``norms`` only with boundaries (and norms on).
+    """
+
+    capacity: CapacityBlock  # capacity-limited coverage: served + unserved = total
+    norms: NormsBlock  # norms per district
 
 
 # ---------------------------------------------------------------------------------------------------- scenarios
@@ -316,8 +426,36 @@ class SitingInputs(CoverageInputs):
     candidates_coords: str  # datum of the candidates file
 
 
-class SitingSummary(TypedDict):
-    """``summary.json`` of a siting run (:func:`planner.pipeline.run_siting`, :func:`~planner.pipeline.site_case`)."""
+class ExclusionRow(TypedDict):
+    """Candidates one exclusion-zone source removed (``--exclude``)."""
+
+    source: str  # the polygon file, or osm:<kind> (e.g. osm:water)
+    candidates_removed: int  # candidates inside it (boundary included); one inside two sources counts for both
+
+
+class SuitabilityFigures(TypedDict):
+    """The suitability weights of the candidates (``--suitability``)."""
+
+    source: str  # the raster or polygon file
+    column: str | None  # weight column of polygons (None: 'weight', or a raster)
+    candidates_removed: int  # candidates of weight 0, left out
+    candidates_default_weight: int  # candidates outside the raster/polygons or on nodata: weight 1
+    weight_min: float  # smallest weight of the candidates offered
+    weight_max: float  # largest weight of the candidates offered
+
+
+class CompetitorFigures(TypedDict):
+    """Competitor sites (``--competitors``): they serve demand within the threshold but are not ours."""
+
+    source: str  # the competitors file
+    sites: int  # competitor sites read
+    sites_unsnapped: int  # of them, not on the network (they serve nobody)
+    cells: int  # cells within the threshold of a competitor and of no existing site
+    excluded_from_figures: bool  # True: those cells are left out of population_total and every coverage figure
+
+
+class _SitingSummaryBase(TypedDict):
+    """The keys of every siting summary."""
 
     planner_version: str  # version of planner that computed it
     complete: bool  # True: the run finished
@@ -350,6 +488,18 @@ class SitingSummary(TypedDict):
     cell_size_m: float | None  # demand cell size, metres (None: the population's own points or cells)
     inputs: SitingInputs  # the input files
     runtime_s: float  # seconds, loading included
+
+
+class SitingSummary(_SitingSummaryBase, total=False):
+    """``summary.json`` of a siting run (:func:`planner.pipeline.run_siting`, :func:`~planner.pipeline.site_case`).
+
+    The keys below the base ones are there only when their option was given.
+    """
+
+    candidates_excluded: list[ExclusionRow]  # --exclude: candidates each source removed
+    suitability: SuitabilityFigures  # --suitability
+    competitors: CompetitorFigures  # --competitors
+    population_served_by_competitors: float  # persons within the threshold of a competitor and of no existing site
 
 
 # ---------------------------------------------------------------------------------------------------- grids
@@ -455,9 +605,7 @@ class GridInputs(CoverageInputs):
     fixed: str | None  # path of the fixed-assignments table, None without (or given in code)
 
 
-class GridSummary(TypedDict):
-    """``summary.json`` of a grid run (:func:`planner.pipeline.run_grids`, :func:`~planner.pipeline.grid_case`)."""
-
+class _GridSummaryBase(TypedDict):
     planner_version: str  # version of planner that computed it
     complete: bool  # True: the run finished
     population_unit: str  # what the population counts
@@ -495,4 +643,101 @@ class GridSummary(TypedDict):
     runtime_s: float  # seconds, loading included
 
 
-Summary = CoverageSummary | SitingSummary | GridSummary  # any run's summary (a ScenarioSummary is a CoverageSummary)
+class GridSummary(_GridSummaryBase, total=False):
+    """``summary.json`` of a grid run (:func:`planner.pipeline.run_grids`, :func:`~planner.pipeline.grid_case`).
+
+    ``norms`` only with boundaries (and norms on); coverage norms use the time to the nearest institution.
+    """
+
+    norms: NormsBlock  # norms per district
+
+
+# ---------------------------------------------------------------------------------------------------- referral
+
+
+class ReferralDistrictRow(TypedDict):
+    """Referral within the threshold, for the from-institutions of one district."""
+
+    district: str  # district name, "(none)" for institutions outside every district
+    n_from: int  # from-institutions in the district
+    n_within: int  # of them, referring within the threshold
+    within_pct: float | None  # % of them
+
+
+class ReferralLeadRow(TypedDict):
+    """Referral within the threshold, for the from-institutions of one lead hospital."""
+
+    lead_id: str  # lead id ("lead:<row>" for a leads file)
+    lead_name: str | None  # lead name
+    n_from: int  # from-institutions whose own lead it is
+    n_within: int  # of them, reaching the nearest to-tier institution within the threshold
+    within_pct: float | None  # % of them
+    n_lead_within: int  # of them, reaching this lead within the threshold
+    lead_within_pct: float | None  # % of them
+
+
+class ReferralPopulation(TypedDict):
+    """Residents whose nearest from-tier institution (by travel time from their cell) refers within the threshold."""
+
+    total: float  # persons in the cells
+    within: float  # persons whose nearest from-institution refers within the threshold
+    within_pct: float | None  # % of them
+    no_from_institution: float  # persons reaching no from-institution at all (counted as not within)
+
+
+class ReferralPopulationDistrict(TypedDict):
+    """The population-weighted share for one district."""
+
+    district: str  # district name, "(none)" for cells outside every district
+    total: float  # persons
+    within: float  # persons whose nearest from-institution refers within the threshold
+    within_pct: float | None  # % of them
+
+
+class ReferralInputs(CoverageInputs):
+    """The input files of a referral run."""
+
+    leads: str | None  # path of the leads file, None without
+    grid: str | None  # path of the `planner grid` folder, None without
+
+
+class _ReferralSummaryBase(TypedDict):
+    planner_version: str  # version of planner that computed it
+    complete: bool  # True: the run finished
+    population_unit: str  # what the population counts
+    mode: str  # walk, ebike or drive
+    max_minutes: float  # referral threshold, minutes
+    from_tiers: list[str]  # tiers that refer
+    to_tiers: list[str]  # tiers that receive
+    n_from: int  # from-institutions (all of them: off the network and outside the study area too)
+    n_within: int  # of them, reaching a to-tier institution within the threshold
+    within_pct: float | None  # % of all from-institutions (unsnapped and unreachable ones count as not within)
+    n_unsnapped: int  # from-institutions farther than max_snap_m from a road
+    n_unreachable: int  # from-institutions on the network with no route to any to-tier institution
+    within_pct_snapped: float | None  # % of the from-institutions on the network
+    median_travel_time_min: float | None  # median time of the routed trips, minutes
+    max_travel_time_min: float | None  # longest routed trip, minutes
+    population: ReferralPopulation  # the population-weighted share
+    n_outside_study_area: int  # from-institutions outside the study area (reported, never dropped)
+    lead_source: str | None  # the leads file or grid folder, None without
+    lead_rule: str | None  # how each institution's own lead is chosen, None without leads
+    n_leads: int  # lead hospitals (0 without)
+    max_snap_m: float  # largest distance from a point to a road, metres
+    inputs: ReferralInputs  # the input files
+    runtime_s: float  # seconds, loading included
+
+
+class ReferralSummary(_ReferralSummaryBase, total=False):
+    """``summary.json`` of a referral run (:func:`planner.pipeline.run_referral`, :func:`~planner.pipeline.referral_case`).
+
+    The per-district keys need district boundaries; the lead keys need leads or a grid run.
+    """
+
+    by_district: list[ReferralDistrictRow]  # one row per district of the from-institutions
+    population_by_district: list[ReferralPopulationDistrict]  # one row per district of the cells
+    lead_within_pct: float | None  # % of the from-institutions with a lead that reach it within the threshold
+    by_lead: list[ReferralLeadRow]  # one row per lead hospital
+
+
+# any run's summary (a ScenarioSummary is a CoverageSummary)
+Summary = CoverageSummary | SitingSummary | GridSummary | ReferralSummary
