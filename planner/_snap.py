@@ -210,7 +210,7 @@ def _ranges(start: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.arange(len(owner)) + np.repeat(start - (np.cumsum(count) - count), count), owner
 
 
-def _snap_bulk(idx: _PieceIndex, xy: np.ndarray, max_snap_m: float) -> tuple[np.ndarray, ...]:
+def _snap_bulk(idx: _PieceIndex, xy: np.ndarray, max_snap_m: float, *, far_unsnapped: bool = False) -> tuple[np.ndarray, ...]:
     """Snap many points exactly as the STRtree search and GEOS would, where the nearest segment is clear-cut.
 
     Returns
@@ -219,6 +219,8 @@ def _snap_bulk(idx: _PieceIndex, xy: np.ndarray, max_snap_m: float) -> tuple[np.
         Nearest segment (-1 beyond `max_snap_m`), distance to it (the nearest road),
         position along it and whether the point is settled here; the rest (ties
         within ``_TIE_M``, points with too many candidates) is left to the STRtree search.
+        With `far_unsnapped`, points whose nearest road is certainly beyond `max_snap_m`
+        are settled too (unsnapped, distance NaN) even when that nearest road is a tie.
     """
     n = len(xy)
     seg = np.full(n, -1, dtype=np.int64)
@@ -227,11 +229,12 @@ def _snap_bulk(idx: _PieceIndex, xy: np.ndarray, max_snap_m: float) -> tuple[np.
     done = np.zeros(n, dtype=bool)
     for lo in range(0, n, _BULK_SNAP_CHUNK):  # chunks small enough for the arrays to stay in cache
         sl = slice(lo, min(lo + _BULK_SNAP_CHUNK, n))
-        seg[sl], dist[sl], frac[sl], done[sl] = _snap_chunk(idx, xy[sl, 0], xy[sl, 1], max_snap_m)
+        seg[sl], dist[sl], frac[sl], done[sl] = _snap_chunk(idx, xy[sl, 0], xy[sl, 1], max_snap_m, far_unsnapped)
     return seg, dist, frac, done
 
 
-def _snap_chunk(idx: _PieceIndex, px: np.ndarray, py: np.ndarray, max_snap_m: float) -> tuple[np.ndarray, ...]:
+def _snap_chunk(idx: _PieceIndex, px: np.ndarray, py: np.ndarray, max_snap_m: float,
+                far_unsnapped: bool = False) -> tuple[np.ndarray, ...]:
     """:func:`_snap_bulk` on one chunk of points (metric coordinates `px`, `py`)."""
     n = len(px)
     seg = np.full(n, -1, dtype=np.int64)
@@ -303,6 +306,8 @@ def _snap_chunk(idx: _PieceIndex, px: np.ndarray, py: np.ndarray, max_snap_m: fl
     one = np.minimum.reduceat(sg, grp) == np.maximum.reduceat(sg, grp) if len(o) else np.zeros(0, dtype=bool)
     ok = np.zeros(n, dtype=bool)
     ok[o[grp[one]]] = True
+    if far_unsnapped:  # every sub-piece within R >= the nearest distance was checked: `best` is that distance (to 1e-9 m)
+        done |= wide & ~many & (best > max_snap_m + _TIE_M)
     # 3. GEOS's distance and line_locate_point on the nearest pieces of the nearest segment
     lim = best + _NEAR_M
     keep = ok[o] & (d2[near] <= (lim * lim)[o])
@@ -383,3 +388,20 @@ def _metric_xy(geo: gpd.GeoSeries, crs: CRS) -> np.ndarray | None:
             return None  # degenerate polygons: GEOS falls back to line centroids
         xy = np.c_[sx / 3 / a, sy / 3 / a]
     return xy if np.isfinite(xy).all() else None
+
+
+def _no_road_within(idx: _PieceIndex, xy: np.ndarray, radius_m: float) -> np.ndarray:
+    """Whether each point has certainly no road within `radius_m` (no sub-piece midpoint within reach; cheap).
+
+    A point within ``d`` of a piece is within ``d + half_m`` of one of its
+    sub-pieces' midpoints, so an empty box of cells around the point proves
+    that no road is that close. False means "maybe".
+    """
+    reach = radius_m + idx.half_m + _SLACK_M
+    g, w = idx.cell_m, idx.ny + 1
+    x0 = np.clip(np.floor((xy[:, 0] - reach - idx.x0) / g), 0, idx.nx - 1).astype(np.int64)
+    x1 = np.clip(np.floor((xy[:, 0] + reach - idx.x0) / g), 0, idx.nx - 1).astype(np.int64) + 1
+    y0 = np.clip(np.floor((xy[:, 1] - reach - idx.y0) / g), 0, idx.ny - 1).astype(np.int64)
+    y1 = np.clip(np.floor((xy[:, 1] + reach - idx.y0) / g), 0, idx.ny - 1).astype(np.int64) + 1
+    sat = idx.sat
+    return sat[x1 * w + y1] - sat[x0 * w + y1] - sat[x1 * w + y0] + sat[x0 * w + y0] == 0
