@@ -191,12 +191,13 @@ def recipe_thresholds_wuhan(mode: str, minutes: tuple[float, ...]) -> dict[str, 
     return {"seconds": m.seconds, "extra_mb": m.extra_mb, "covered": covered}
 
 
+RECIPE_BAND_M = 60.0  # metres; the band planner drew before issue 14 (its isochrones are now traced from a 50 m grid)
+
+
 def recipe_isochrones_wuhan(mode: str, minutes: tuple[float, ...]) -> dict[str, Any]:
     """OSMnx recipe's road-band polygons (its make_iso_polys, edges only): every edge of the ego graph buffered
-    by planner's band width and united, one polygon per institution and trip time (edges are not cut)."""
+    by RECIPE_BAND_M and united, one polygon per institution and trip time (edges are not cut)."""
     import shapely
-
-    from planner import settings
 
     d = wuhan_inputs(mode)
     G = d["G"]
@@ -206,7 +207,7 @@ def recipe_isochrones_wuhan(mode: str, minutes: tuple[float, ...]) -> dict[str, 
             lines = [e["geometry"] if "geometry" in e else
                      shapely.LineString([(G.nodes[u]["x"], G.nodes[u]["y"]), (G.nodes[v]["x"], G.nodes[v]["y"])])
                      for u, v, e in sub.edges(data=True)]
-            polys.append(shapely.union_all(shapely.buffer(np.asarray(lines), settings.ISOCHRONE_BUFFER_M, quad_segs=4))
+            polys.append(shapely.union_all(shapely.buffer(np.asarray(lines), RECIPE_BAND_M, quad_segs=4))
                          if lines else shapely.Polygon())
     return {"seconds": m.seconds, "extra_mb": m.extra_mb, "polygons": len(polys)}
 

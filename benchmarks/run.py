@@ -212,8 +212,8 @@ def render_core(r: dict) -> list[str]:
               "per-cell times (segment snapping, access walk, one multi-source Dijkstra); the recipe from one",
               "ego_graph per institution and trip time and the cells inside the union of the convex hulls",
               "(hulls take in land between roads but stop at the last node reached, so the counts differ).",
-              "Isochrones = one polygon per institution and threshold: planner's road band with edges cut at the",
-              "threshold; the recipe's road band (its make_iso_polys, edges buffered as wide, not cut).", "",
+              "Isochrones = one polygon per institution and threshold: planner's traced from the coverage surface (a 50 m",
+              "grid of the same per-cell times as coverage); the recipe's 60 m road band (its make_iso_polys, edges not cut).", "",
               "| mode | thresholds (min) | planner coverage s | recipe coverage s | ratio | cells covered (planner / recipe) "
               "| planner isochrones s | recipe isochrones s | ratio |", "|---|---|---|---|---|---|---|---|---|"]
     for c in r.get("recipe", []):
