@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import folium
 import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from shapely import affinity
 from typer.testing import CliRunner
 
 from planner import InvalidValueError, maps
@@ -187,3 +189,63 @@ def test_cli_basemap_options(toy_files, tmp_path, monkeypatch):
     unknown = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--basemap", "google"])
     flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", unknown.output).split())  # typer wraps the message in a box
     assert unknown.exit_code == 2 and "'google' is not one of 'osm', 'amap', 'tianditu', 'none'" in flat
+
+
+def test_traced_cells_hand_solved():
+    """A ring of 8 cells around a centre cell: one square with a hole, and the centre; diagonal cells stay apart."""
+    from planner.maps._trace import trace_classes
+
+    xs, ys = np.meshgrid(np.arange(3.0), np.arange(3.0))
+    cells = shapely.box(xs.ravel(), ys.ravel(), xs.ravel() + 1, ys.ravel() + 1)
+    ring, centre, empty = trace_classes(cells, np.where(np.arange(9) == 4, 1, 0), 3)
+    assert (ring.geom_type, len(ring.interiors), ring.area) == ("Polygon", 1, 8.0)
+    assert ring.equals(shapely.box(0, 0, 3, 3).difference(shapely.box(1, 1, 2, 2)))
+    assert centre.equals(shapely.box(1, 1, 2, 2)) and empty.is_empty
+    diagonal = trace_classes(cells, np.array([0, -1, -1, -1, 0, -1, -1, -1, 0]), 1)[0]
+    assert (diagonal.geom_type, len(diagonal.geoms), diagonal.area) == ("MultiPolygon", 3, 3.0)
+    # off the lattice (one cell moved by a third of a cell), rotated, or overlapping: not traced
+    moved = cells.copy()
+    moved[0] = affinity.translate(cells[0], xoff=1 / 3)
+    assert trace_classes(moved, np.zeros(9, dtype=int), 1) is None
+    assert trace_classes(np.array(affinity.rotate(shapely.multipolygons(cells), 10).geoms), np.zeros(9, dtype=int), 1) is None
+    assert trace_classes(np.r_[cells, cells[:1]], np.zeros(10, dtype=int), 1) is None
+
+
+@pytest.fixture(scope="module")
+def guanggu_walk_run():
+    from planner import datasets
+
+    return run_coverage(datasets.get_path("guanggu_osm"), Path(__file__).parent / "data" / "guanggu_institutions.csv",
+                        datasets.get_path("wuhan_population"), mode="walk")
+
+
+def test_traced_bands_equal_the_union_of_cells(guanggu_walk_run):
+    """Optics Valley walk: each travel-time band traced from the raster grid is the union of its cells.
+
+    The bands the map draws (cells of WorldPop 100 m pixels) are the same area
+    as the cells' union (:func:`planner.maps.layers._dissolve`), to float rounding.
+    """
+    from planner.maps._trace import trace_classes
+    from planner.maps.layers import _band_masks, _dissolve, _dissolve_cells
+
+    run = guanggu_walk_run
+    t = run.cells["travel_time_min"].to_numpy(dtype=float)
+    geoms = run.cells.geometry.to_numpy()
+    masks = [m[0] for m in _band_masks(t, 15.0, [5.0, 10.0, 15.0])]
+    codes = np.select(masks, np.arange(len(masks)), -1)
+    traced = trace_classes(geoms, codes, len(masks))
+    assert traced is not None  # the raster's cells are recognised as one grid
+    drawn = _dissolve_cells(geoms, masks)
+    cell_area = shapely.area(geoms)
+    assert sum(int(m.sum()) > 0 for m in masks) >= 4  # 3 bands and the gap at least: a real comparison
+    for sel, tr, dr in zip(masks, traced, drawn, strict=True):
+        exact, union = shapely.coverage_union_all(geoms[sel]), _dissolve(geoms[sel], coverage=True)
+        assert tr.area == pytest.approx(cell_area[sel].sum(), rel=1e-9)
+        assert shapely.symmetric_difference(tr, exact).area <= 1e-9 * max(exact.area, 1e-12)
+        # what the map draws: both rounded to the ~1 m grid of the web map
+        assert shapely.symmetric_difference(dr, union).area <= 1e-9 * max(union.area, 1e-12)
+    shifted = geoms.copy()
+    shifted[0] = affinity.translate(geoms[0], xoff=(geoms[0].bounds[2] - geoms[0].bounds[0]) / 3)
+    assert trace_classes(shifted, codes, len(masks)) is None  # off the grid: _dissolve_cells unites
+    for sel, dr in zip(masks, _dissolve_cells(shifted, masks), strict=True):
+        assert dr.equals(_dissolve(shifted[sel], coverage=True))

@@ -14,10 +14,12 @@ from the same blocks, so that they look alike and share the same safeguards:
   :func:`add_layer_control`;
 * :func:`render_coverage_map` assembles them for a coverage run.
 
-The package has four modules, each using only the ones before it; every
+The package has five modules, each using only the ones before it; every
 public name is re-exported here, so ``from planner import maps`` is all a
 caller needs:
 
+* :mod:`planner.maps._trace` (private) - grid cells dissolved per class by
+  tracing a label raster rather than uniting their squares;
 * :mod:`planner.maps.basemaps` - basemaps, datums, offline Leaflet,
   :func:`new_map` and the page furniture;
 * :mod:`planner.maps.layers` - the ``add_*`` overlays and the legend

@@ -30,6 +30,7 @@ from branca.element import MacroElement, Template
 from .. import settings
 from .._errors import InvalidValueError, NoCrsError
 from ..isochrones import dissolve_isochrones
+from . import _trace
 from .basemaps import _DECIMALS, INSTITUTION_PANE, _basemap_of, esc, shift_for_basemap
 
 TIER_COLOURS: dict[str, str] = {
@@ -74,6 +75,17 @@ def _bands(max_minutes: float, minutes: list[float]) -> list[tuple[float, float,
     return out
 
 
+def _band_masks(t: np.ndarray, tmax: float, minutes: list[float]) -> list[tuple[np.ndarray, str, str]]:
+    """Cells of each travel-time band (fastest first), then the gap (beyond `tmax`), then the unreachable (NaN).
+
+    Each entry is (cells, colour, label); the labels of the last two are bare
+    (``gap``, ``unreachable``): the callers word them.
+    """
+    out = [(np.isfinite(t) & (t > lo if lo > 0 else t >= 0) & (t <= hi), colour, label)
+           for lo, hi, colour, label in _bands(tmax, minutes)]
+    return [*out, (np.isfinite(t) & (t > tmax), GAP_COLOUR, "gap"), (~np.isfinite(t), UNREACHABLE_COLOUR, "unreachable")]
+
+
 def _dissolve(geoms: np.ndarray, *, coverage: bool = False) -> shapely.Geometry:
     """Unite polygons; `coverage=True` for non-overlapping ones (grid cells), which is much faster."""
     if len(geoms) == 0:
@@ -88,6 +100,28 @@ def _dissolve(geoms: np.ndarray, *, coverage: bool = False) -> shapely.Geometry:
         merged = shapely.union_all(shapely.set_precision(geoms, _PRECISION_DEG))
     # tolerance 0 drops only the collinear vertices (the corners of every cell along a straight edge)
     return shapely.simplify(shapely.set_precision(merged, _PRECISION_DEG), 0.0)
+
+
+def _dissolve_cells(geoms: np.ndarray, masks: Sequence[np.ndarray], *, round_traced: bool = True) -> list[shapely.Geometry]:
+    """:func:`_dissolve` of the cells of each of several disjoint selections, e.g. the travel-time bands.
+
+    Cells on one grid (from a raster) are traced from a label raster
+    (:func:`planner.maps._trace.trace_classes`), the same outline as their
+    union without uniting thousands of squares; other cells are united.
+    `round_traced=False` keeps the traced vertices on the cells' own corners
+    (not rounded to the ~1 m grid of the web map).
+    """
+    codes = np.full(len(geoms), -1, dtype=np.int64)
+    for k, sel in enumerate(masks):
+        codes[sel & (codes < 0)] = k
+    disjoint = all(int((codes == k).sum()) == int(sel.sum()) for k, sel in enumerate(masks))
+    traced = _trace.trace_classes(geoms, codes, len(masks)) if disjoint and len(masks) else None
+    if traced is None:
+        return [_dissolve(geoms[sel], coverage=True) for sel in masks]
+    if not round_traced:
+        return traced
+    # the traced outlines have no collinear vertex and no sliver: rounding their vertices is all _dissolve does more
+    return list(shapely.set_precision(np.asarray(traced, dtype=object), _PRECISION_DEG, mode="pointwise"))
 
 
 # --------------------------------------------------------------------------- overlays
@@ -140,20 +174,16 @@ def add_travel_time_cells(
     geoms = cells.geometry.to_numpy()
     pop = cells[population_column].to_numpy(dtype=float)
     shapes, props = [], []
-
-    def band(sel: np.ndarray, colour: str, label: str, *, dash: bool = False) -> None:
-        shape = _dissolve(geoms[sel], coverage=True)
-        if shape.is_empty:
-            return
-        shapes.append(shape)
-        props.append({"label": esc(f"{label}: {pop[sel].sum():,.0f} 人 persons, {int(sel.sum()):,} 格 cells"),
-                      "colour": colour, "dash": dash})
-
-    for lo, hi, colour, label in _bands(tmax, list(minutes)):
-        band(np.isfinite(t) & (t > lo if lo > 0 else t >= 0) & (t <= hi), colour, label)
-    band(np.isfinite(t) & (t > tmax), GAP_COLOUR, f">{tmax:g} 分钟 min (缺口 gap)")
     snap = f">{max_snap_m:g} m from roads / no route" if max_snap_m is not None else "no route"
-    band(~np.isfinite(t), UNREACHABLE_COLOUR, f"不可达 unreachable ({snap})", dash=True)
+    bands = _band_masks(t, tmax, list(minutes))
+    labels = [b[2] for b in bands[:-2]] + [f">{tmax:g} 分钟 min (缺口 gap)", f"不可达 unreachable ({snap})"]
+    for i, shape in enumerate(_dissolve_cells(geoms, [b[0] for b in bands])):
+        if shape.is_empty:
+            continue
+        sel, colour = bands[i][:2]
+        shapes.append(shape)
+        props.append({"label": esc(f"{labels[i]}: {pop[sel].sum():,.0f} 人 persons, {int(sel.sum()):,} 格 cells"),
+                      "colour": colour, "dash": i == len(bands) - 1})
     gdf = gpd.GeoDataFrame(geometry=shapes, crs=cells.crs)
     layer = folium.GeoJson(
         _feature_collection(_for_map(m, gdf), props, ids=[f"band-{i}" for i in range(len(props))]),
@@ -393,9 +423,8 @@ def add_cell_classes(
     geoms = cells.geometry.to_numpy()
     pop = cells[population_column].to_numpy(dtype=float)
     shapes, props = [], []
-    for value, (colour, label) in classes.items():
-        sel = values == value
-        shape = _dissolve(geoms[sel], coverage=True)
+    masks = [values == value for value in classes]
+    for sel, (colour, label), shape in zip(masks, classes.values(), _dissolve_cells(geoms, masks), strict=True):
         if shape.is_empty:
             continue
         shapes.append(shape)
