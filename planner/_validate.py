@@ -347,3 +347,18 @@ def check_solver_args(time_limit_s: float | None, mip_gap: float) -> tuple[float
         msg = f"mip_gap={mip_gap!r} must be a relative gap in [0, 1); fix: 0 for proven optimality, e.g. 0.01 for 1%"
         raise InvalidValueError(msg)
     return tl, g
+
+
+def row_label(table: pd.DataFrame, pos: int) -> str:
+    """Name a table row in messages: its 1-based position, id (the index) and ``name``.
+
+    >>> import pandas as pd
+    >>> row_label(pd.DataFrame({"name": ["协和 医院"]}, index=pd.Index(["h1"], name="facility_id")), 0)
+    "row 1 (facility_id 'h1', name '协和 医院')"
+    """
+    import pandas as pd
+
+    fid = table.index[pos]
+    name = table["name"].iloc[pos] if "name" in table else None
+    named = f", name '{' '.join(str(name).split())}'" if name is not None and not pd.isna(name) else ""
+    return f"row {pos + 1} (facility_id '{fid}'{named})"

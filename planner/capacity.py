@@ -60,7 +60,7 @@ import pandas as pd
 
 from . import _highs, settings
 from ._errors import InvalidValueError
-from ._validate import check_od, find_column
+from ._validate import check_od, find_column, row_label
 from .travel_time import CompiledNetwork, od_travel_times, snap_points
 
 logger = logging.getLogger(__name__)
@@ -71,13 +71,6 @@ METHODS: tuple[str, ...] = ("optimal", "ordered")
 # --------------------------------------------------------------------------------------------------------------------
 # capacities in persons
 # --------------------------------------------------------------------------------------------------------------------
-
-
-def _row_label(institutions: pd.DataFrame, pos: int) -> str:
-    fid = institutions.index[pos]
-    name = institutions["name"].iloc[pos] if "name" in institutions else None
-    named = f", name '{' '.join(str(name).split())}'" if name is not None and not pd.isna(name) else ""
-    return f"row {pos + 1} (facility_id '{fid}'{named})"
 
 
 def capacity_from_column(
@@ -168,7 +161,7 @@ def capacity_from_column(
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             shown = f"'{' '.join(str(raw.iloc[i]).split())}'"
-            msg = (f"{file}: {_row_label(institutions, i)}, column '{col}' (capacity): "
+            msg = (f"{file}: {row_label(institutions, i)}, column '{col}' (capacity): "
                    f"{'the value' if what.startswith('is empty') else shown} {what} ({int(bad.sum())} such rows in all); "
                    f"fix: {fix}")
             raise InvalidValueError(msg)

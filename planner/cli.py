@@ -57,7 +57,7 @@ Objective = _choices("Objective", settings.OBJECTIVES, "Siting objectives.")
 Contiguity = _choices("Contiguity", settings.CONTIGUITIES, "Which touching cells count as neighbours.")
 Allocation = _choices("Allocation", settings.ALLOCATIONS, "Capacity allocations.")
 _NORMS_HELP = ("Norms file (TOML) checked per district with --boundaries, written to norms.csv; default: the shipped "
-               "planner/data/norms_default.toml.")
+               "planner/data/norms_default.toml. Its [capacity_defaults] (persons per tier) make coverage capacity-limited.")
 _NO_NORMS_HELP = "Check the norms per district (with --boundaries); --no-norms skips norms.csv."
 
 

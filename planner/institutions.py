@@ -140,6 +140,11 @@ def load_institutions(
         Columns ``name``, ``tier``, ``tier_source`` (``column``,
         ``name_rule`` or ``default``), ``capacity`` (NaN if absent), ``lon``,
         ``lat``, ``geometry`` (EPSG:4326); index ``facility_id`` (str).
+        When the file has beds, doctors or nurses columns
+        (:data:`planner.settings.COUNT_COLUMN_ALIASES`, e.g. ``床位数``, ``执业医师``,
+        ``注册护士``), also ``beds``, ``doctors``, ``nurses``: numbers, or the text as
+        written when a cell is not a number (an error only where a norm needs it);
+        ``attrs["count_columns"]`` maps each to the file's column name.
 
     Raises
     ------
@@ -227,6 +232,7 @@ def load_institutions(
         crs="EPSG:4326",
         index=pd.Index(ids, name="facility_id"),
     )
+    _add_count_columns(out, df, p)
     counts = out["tier"].value_counts().reindex(settings.TIERS, fill_value=0)
     logger.info("%s: %d institutions (%s)", p, len(out), ", ".join(f"{t} {n}" for t, n in counts.items()))
     return out
@@ -242,6 +248,30 @@ def _check_capacity_text(raw: pd.Series, cap: np.ndarray, *, file: object, colum
         msg = (f"{file}: row {bad[0] + 1}, column '{column}' (capacity): '{shown}' is not a number "
                f"({len(bad)} such rows in all); fix: give the capacity as a number, or leave the cell empty")
         raise InvalidValueError(msg)
+
+
+def _add_count_columns(out: gpd.GeoDataFrame, df: pd.DataFrame, file: object) -> None:
+    """Add the file's beds, doctors and nurses columns (:data:`planner.settings.COUNT_COLUMN_ALIASES`) to `out`.
+
+    Each is floats (NaN where empty) when every filled cell is a number, else the text as written (None where
+    empty), so that a norm needing it names the row (:func:`planner.norms.build_districts_table`) while runs that
+    do not need it go on. ``out.attrs["count_columns"]`` maps each to the file's column name, for messages.
+    """
+    named: dict[str, str] = {}
+    for kind, aliases in settings.COUNT_COLUMN_ALIASES.items():
+        col = find_column(df, aliases, what=kind, file=file, required=False)
+        if col is None:
+            continue
+        raw = df[col].astype("object")
+        blank = raw.map(lambda v: (not isinstance(v, str) and bool(pd.isna(v))) or (isinstance(v, str) and not v.strip()))
+        num = pd.to_numeric(raw.where(~blank), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        if (np.isnan(num) & ~blank.to_numpy(dtype=bool)).any():  # keep the text, for the message
+            text = [None if b else " ".join(str(v).split()) for v, b in zip(raw, blank, strict=True)]
+            out[kind] = np.array(text, dtype=object)
+        else:
+            out[kind] = num
+        named[kind] = col
+    out.attrs["count_columns"] = named
 
 
 def _points_from_layer(gdf: gpd.GeoDataFrame, path: object) -> pd.DataFrame:

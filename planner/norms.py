@@ -26,6 +26,19 @@ Kinds, their units and what passes:
 * ``beds``, ``doctors``, ``nurses`` (unit ``per 1,000 residents`` or ``per 10,000 residents``):
   at least `value` per 1,000 (10,000) residents.
 
+Per-tier capacities for capacity-limited coverage (:mod:`planner.capacity`) may be given too, in
+persons per institution, each a plain number (a user setting) or a table with its source::
+
+    [capacity_defaults]
+    primary = 50000              # persons one primary institution serves (a placeholder): a user setting
+    tertiary = { value = 400000, source = "...", standing = "local", note = "..." }  # with its source
+
+Tiers are ``tertiary``, ``secondary``, ``primary`` and ``station``. A coverage run with such a file
+(``--norms``) is capacity-limited even without ``--capacity-col``: every institution of a listed tier
+serves at most its tier's capacity; with ``--capacity-col`` the defaults fill the rows whose value is
+empty (:func:`planner.capacity.capacity_from_column`). The shipped default file has none: `planner`
+knows no sourced per-tier capacity.
+
 A norm without ``source`` and ``standing`` is a user setting (``source = "user setting"``,
 ``standing = "user"``): a default that cannot be sourced is not a claim. The file is read by
 :func:`planner._toml.read_toml` (UTF-8 with or without BOM, or GB18030/GBK); an unknown key, an
@@ -52,6 +65,7 @@ import pandas as pd
 from . import settings
 from ._errors import InvalidValueError, MissingColumnError
 from ._toml import TomlSource, read_toml
+from ._validate import row_label
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +94,8 @@ _UNIT_SPELLINGS: dict[str, tuple[str, ...]] = {
 _COMMON_KEYS = {"id", "kind", "value", "unit", "source", "standing", "enabled", "note", "label_zh", "label_en"}
 _KIND_KEYS = {"residents_per_centre": {"tiers", "name_contains"}, "coverage": {"minutes"},
               **{k: set() for k in STAFF_KINDS}}
-_TOP_KEYS = {"name", "norm"}
+_TOP_KEYS = {"name", "norm", "capacity_defaults"}
+_DEFAULT_KEYS = {"value", "source", "standing", "note"}  # keys of one [capacity_defaults] entry written as a table
 # kind -> (Chinese name of the count, its measure word, English noun)
 _STAFF_WORDS = {"beds": ("床位", "张", "beds"), "doctors": ("执业(助理)医师", "名", "doctors"),
                 "nurses": ("注册护士", "名", "nurses")}
@@ -144,6 +159,27 @@ class Norm:
 
 
 @dataclass(frozen=True)
+class CapacityDefault:
+    """The capacity in persons of every institution of one tier, from a norms file's ``[capacity_defaults]``.
+
+    Attributes
+    ----------
+    tier
+        One of :data:`planner.settings.TIERS`.
+    persons
+        Persons one institution of the tier serves (>= 0).
+    source, standing, note
+        As for a :class:`Norm`; a plain number is a user setting.
+    """
+
+    tier: str
+    persons: float
+    source: str = "user setting"
+    standing: tuple[str, ...] = ("user",)
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Norms:
     """The norms of one file, in file order.
 
@@ -155,16 +191,24 @@ class Norms:
         The file's ``name``, or None.
     path
         The file read, or None.
+    capacity_defaults
+        The per-tier capacities of its ``[capacity_defaults]`` table, in file order (none by default).
     """
 
     norms: tuple[Norm, ...]
     name: str | None = None
     path: Path | None = None
+    capacity_defaults: tuple[CapacityDefault, ...] = ()
 
     @property
     def enabled(self) -> tuple[Norm, ...]:
         """The norms that are checked."""
         return tuple(n for n in self.norms if n.enabled)
+
+    @property
+    def tier_capacities(self) -> dict[str, float]:
+        """Persons per institution of each tier with a default (for :func:`planner.capacity.capacity_from_column`)."""
+        return {d.tier: d.persons for d in self.capacity_defaults}
 
     def __iter__(self) -> Iterator[Norm]:
         return iter(self.norms)
@@ -200,8 +244,8 @@ def load_norms(path: str | os.PathLike[str] | None = None) -> Norms:
         If the file is missing, a folder, not UTF-8 or GB18030/GBK text, or not valid TOML.
     InvalidValueError
         For an unknown key or kind, a unit that does not fit the kind, a missing, non-numeric or
-        out-of-range value, an unknown tier or standing, or a repeated id, naming the file, line
-        and key.
+        out-of-range value, an unknown tier or standing (also a tier of ``[capacity_defaults]``), or
+        a repeated id, naming the file, line and key.
 
     Examples
     --------
@@ -222,7 +266,8 @@ def load_norms(path: str | os.PathLike[str] | None = None) -> Norms:
     raw = data.get("norm", [])
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         raise _fail(source, "", 0, "norm", "must be a list of tables", "write each norm as a [[norm]] table")
-    if not raw:
+    defaults = _capacity_defaults(source, data.get("capacity_defaults", {}))
+    if not raw and not defaults:
         raise _fail(source, "", 0, "norm", "is missing: the file holds no norm", "add at least one [[norm]] table")
     norms: list[Norm] = []
     for i, table in enumerate(raw):
@@ -230,7 +275,7 @@ def load_norms(path: str | os.PathLike[str] | None = None) -> Norms:
         if any(n.id == norm.id for n in norms):
             raise _fail(source, "norm", i, "id", f"'{norm.id}' is used twice", "give each norm its own id")
         norms.append(norm)
-    return Norms(norms=tuple(norms), name=name, path=p)
+    return Norms(norms=tuple(norms), name=name, path=p, capacity_defaults=defaults)
 
 
 def _fail(source: TomlSource, table: str, index: int, key: str, problem: str, fix: str) -> InvalidValueError:
@@ -238,6 +283,40 @@ def _fail(source: TomlSource, table: str, index: int, key: str, problem: str, fi
     line = source.line_in(table, index, key) or source.line_of(key)
     shown = f"{table}[{index}].{key}" if table else key
     return InvalidValueError(f"{source.where(line)}: '{shown}' {problem}; fix: {fix}")
+
+
+def _capacity_defaults(source: TomlSource, raw: Any) -> tuple[CapacityDefault, ...]:
+    """Validate the ``[capacity_defaults]`` table: tier = persons, or tier = {value, source, standing, note}."""
+    def fail(tier: str | None, key: str | None, problem: str, fix: str) -> InvalidValueError:
+        sub = f"capacity_defaults.{tier}"
+        own = tier is not None and any(name == sub for name, _ in source.headers)  # written as [capacity_defaults.<tier>]
+        line = (source.line_in(sub, 0, key) if own else source.line_in("capacity_defaults", 0, tier)) \
+            or source.line_of("capacity_defaults")
+        shown = ".".join(k for k in ("capacity_defaults", tier, key) if k)
+        return InvalidValueError(f"{source.where(line)}: '{shown}' {problem}; fix: {fix}")
+
+    if not isinstance(raw, dict):
+        raise fail(None, None, "must be a table", "write [capacity_defaults] with one line per tier, e.g. primary = 50000")
+    out = []
+    for tier, entry in raw.items():
+        if tier not in settings.TIERS:
+            raise fail(tier, None, "is not a tier", f"use {', '.join(settings.TIERS)}")
+        table = entry if isinstance(entry, dict) else {"value": entry}
+        for key in table:
+            if key not in _DEFAULT_KEYS:
+                raise fail(tier, key, "is not a known key", f"use one of {', '.join(sorted(_DEFAULT_KEYS))}")
+        value = table.get("value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            got = "is missing" if value is None else f"{value!r} is not a number >= 0"
+            raise fail(tier, "value" if isinstance(entry, dict) else None, got,
+                       f"give the persons one {tier} institution serves, e.g. {tier} = 50000")
+
+        def entry_fail(key: str, problem: str, fix: str, tier: str = tier) -> InvalidValueError:
+            return fail(tier, key, problem, fix)
+
+        out.append(CapacityDefault(tier=tier, persons=float(value), source=_text(table, "source", entry_fail) or
+                                   "user setting", standing=_standing(table, entry_fail), note=_text(table, "note", entry_fail)))
+    return tuple(out)
 
 
 def _parse_norm(source: TomlSource, i: int, t: dict[str, Any]) -> Norm:
@@ -356,6 +435,7 @@ def build_districts_table(
     norms: Norms,
     district_population: pd.Series | None = None,
     count_columns: Mapping[str, str] | None = None,
+    file: object = "institutions",
 ) -> pd.DataFrame:
     """Build the per-district table :func:`check_norms` reads, from a coverage run's cells and institutions.
 
@@ -377,8 +457,12 @@ def build_districts_table(
         that of the cells.
     count_columns
         ``{"beds": column, "doctors": column, "nurses": column}``: the institutions' columns to sum
-        per district; by default the columns named ``beds``, ``doctors`` and ``nurses`` that exist.
-        The values must be numbers >= 0 (a missing value leaves that district unchecked).
+        per district; by default the columns named ``beds``, ``doctors`` and ``nurses`` that exist
+        and an enabled norm needs (:func:`planner.institutions.load_institutions` keeps them when the
+        file has such columns, see :data:`planner.settings.COUNT_COLUMN_ALIASES`). The values must be
+        numbers >= 0 (an empty value leaves that district unchecked).
+    file
+        Name of the institutions input, for messages.
 
     Returns
     -------
@@ -390,7 +474,8 @@ def build_districts_table(
     MissingColumnError
         If a needed column is missing.
     InvalidValueError
-        If a count column holds a negative or non-numeric value (naming the institution).
+        If a count column holds a negative or non-numeric value, naming the row (position,
+        facility id and name) and the column as in :func:`planner.capacity.capacity_from_column`.
     """
     for df, cols, what in ((cells, ("district", "population", "travel_time_min"), "cells"),
                            (institutions, ("district", "tier", "name"), "institutions")):
@@ -414,22 +499,35 @@ def build_districts_table(
             whole = c.groupby("district")["population"].sum()
             pct = (100.0 * covered / whole.where(whole > 0)).reindex(out.index)
             out[f"covered_pct_{n.minutes:g}min"] = pct.fillna(0.0)
-    cols = dict(count_columns) if count_columns is not None else {k: k for k in STAFF_KINDS if k in inst.columns}
+    needed = {n.kind for n in norms.enabled}
+    cols = dict(count_columns) if count_columns is not None else {
+        k: k for k in STAFF_KINDS if k in institutions.columns and k in needed}
     for kind, col in cols.items():
-        if col not in inst.columns:
-            msg = f"institutions: no column '{col}' for {kind}; fix: name an existing column or leave {kind} out"
-            raise MissingColumnError(msg)
-        v = pd.to_numeric(inst[col], errors="coerce")
-        bad = (v.isna() & inst[col].notna()) | (v < 0)
-        if bad.any():
-            fid = bad.index[bad.to_numpy()][0]
-            msg = (f"institutions: '{inst.at[fid, col]}' in column '{col}' ({kind}) of institution {fid} is not a number "
-                   f">= 0 ({int(bad.sum())} such rows); fix: give {kind} as a count >= 0, or leave it empty")
-            raise InvalidValueError(msg)
-        summed = v.groupby(inst["district"]).sum(min_count=1)
-        incomplete = v.isna().groupby(inst["district"]).any()
-        out[kind] = summed.where(~incomplete).reindex(out.index)  # NaN where a figure is missing: not checked
+        v = _counts(institutions, kind, col, file=file)[institutions["district"].notna().to_numpy()]
+        summed = v.groupby(inst["district"].to_numpy()).sum(min_count=1)
+        incomplete = v.isna().groupby(inst["district"].to_numpy()).any()
+        # NaN where a figure is missing (not checked); 0 in a district with no institution (as for centres)
+        out[kind] = summed.where(~incomplete).reindex(out.index, fill_value=0.0)
     return out.reset_index()
+
+
+def _counts(institutions: pd.DataFrame, kind: str, col: str, *, file: object) -> pd.Series:
+    """Return column `col` of `institutions` as counts >= 0 (NaN where empty), naming the row of a bad value."""
+    if col not in institutions.columns:
+        msg = f"{file}: no column '{col}' for {kind}; fix: name an existing column or leave {kind} out"
+        raise MissingColumnError(msg)
+    raw = institutions[col].astype("object")
+    blank = raw.map(lambda x: (not isinstance(x, str) and bool(pd.isna(x))) or (isinstance(x, str) and not x.strip()))
+    v = pd.to_numeric(raw.where(~blank), errors="coerce").astype(float)
+    shown_col = institutions.attrs.get("count_columns", {}).get(kind, col)  # the file's own name (planner.institutions)
+    for bad, what in ((v.isna() & ~blank, "is not a number"), (v < 0, "is negative")):
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            msg = (f"{file}: {row_label(institutions, i)}, column '{shown_col}' ({kind}): "
+                   f"'{' '.join(str(raw.iloc[i]).split())}' {what} ({int(bad.sum())} such rows in all); "
+                   f"fix: give {kind} as a count >= 0, or leave the cell empty")
+            raise InvalidValueError(msg)
+    return v
 
 
 def count_centres(institutions: pd.DataFrame, norm: Norm) -> pd.Series:

@@ -83,6 +83,14 @@ SUITABILITY_TIE_PERSONS : float
     solutions covering equally many people (a site covering fewer than
     ``planner.siting.ADDS_MIN_PERSONS`` = 0.05 persons already adds nobody).
 
+Institution columns
+-------------------
+COUNT_COLUMN_ALIASES : dict[str, tuple[str, ...]]
+    Column names (compared without case) under which an institutions file
+    gives each institution's beds, doctors and nurses: ``planner.institutions``
+    keeps them as ``beds``, ``doctors`` and ``nurses`` for the per-1,000-residents
+    norms (:mod:`planner.norms`). The first alias that exists wins.
+
 Choices
 -------
 MODES, TIERS, BASEMAPS, COORDS, OBJECTIVES, CONTIGUITIES, ALLOCATIONS : tuple[str, ...]
@@ -157,6 +165,12 @@ TIER_LABELS_ZH: dict[str, str] = {
     "secondary": "二级医院",
     "primary": "基层医疗卫生机构(社区卫生服务中心/乡镇卫生院)",
     "station": "社区卫生服务站/村卫生室/诊所",
+}
+
+COUNT_COLUMN_ALIASES: dict[str, tuple[str, ...]] = {  # kind of count -> column names, first match wins
+    "beds": ("beds", "床位", "床位数", "实有床位", "编制床位"),
+    "doctors": ("doctors", "医生", "医生数", "执业医师", "执业医师数", "执业(助理)医师"),
+    "nurses": ("nurses", "护士", "护士数", "注册护士", "注册护士数"),
 }
 
 ATTRIBUTION_OSM: str = "© OpenStreetMap contributors (ODbL 1.0)"

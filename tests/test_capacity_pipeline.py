@@ -192,3 +192,64 @@ norms = "norms.toml"
     (tmp_path / "bad.toml").write_text(text.replace('"ordered"', '"greedy"'), encoding="utf-8")
     with pytest.raises(InvalidValueError, match=r"bad.toml, line 12: 'analysis.allocation' 'greedy' is not an allocation"):
         load_scenario(tmp_path / "bad.toml")
+
+
+TIER_PERSONS = {"tertiary": 6000, "secondary": 3000, "primary": 1500, "station": 300}  # made up for the test
+# the four Optics Valley institutions: 一级 / a 社区卫生服务站 (no grade: by its name) / 二级 / 三级甲等
+GUANGGU_TIERS = ["primary", "station", "secondary", "tertiary"]
+
+
+@pytest.fixture(scope="module")
+def guanggu_loaded():
+    return Case(network=NETWORK, institutions=INSTITUTIONS, population=POPULATION, isochrones=False,
+                cell_size_m=300).load()
+
+
+def test_capacity_from_tier_defaults_only(guanggu_loaded, tmp_path):
+    norms = tmp_path / "norms.toml"
+    norms.write_text("[capacity_defaults]\n" + "".join(f"{t} = {v}\n" for t, v in TIER_PERSONS.items()),
+                     encoding="utf-8")
+    run = analyse_case(guanggu_loaded, with_isochrones=False, norms=norms)  # no capacity column
+    c = run.summary["capacity"]
+    assert not _problems(json.loads(json.dumps(run.summary)), CoverageSummary)
+    assert c["capacity_basis"] == {"column": None, "persons_per_unit": None, "unit": "persons per institution of its tier",
+                                   "tier_defaults": {t: float(v) for t, v in TIER_PERSONS.items()}}
+    # the same allocation computed apart: per-tier capacities set here, on the case's own snapping and travel times
+    case = guanggu_loaded
+    assert case.institutions["tier"].tolist() == GUANGGU_TIERS
+    capacity = pd.Series([float(TIER_PERSONS[t]) for t in GUANGGU_TIERS], index=case.institutions.index)
+    access = settings.ACCESS_SPEED_KPH or settings.WALK_SPEED_KPH
+    od = od_travel_times(case.net, snap_points(case.net, case.cells, max_snap_m=case.max_snap_m, access_speed_kph=access),
+                         snap_points(case.net, case.institutions, max_snap_m=case.max_snap_m, access_speed_kph=access),
+                         max_minutes=15)
+    again = allocate(od, case.cells["population"], capacity, max_minutes=15)
+    a = run.allocation
+    assert (a.facilities["capacity"] == capacity).all()
+    assert a.population_served == pytest.approx(again.population_served, rel=1e-9)
+    assert a.population_served <= capacity.sum() + 1e-6 and (a.facilities["served"] <= capacity + 1e-6).all()
+    assert c["population_served"] == pytest.approx(again.population_served, abs=0.05)
+    exact = again.cells[["unserved_out_of_reach", "unserved_over_capacity"]].sum()
+    assert c["unserved_over_capacity"] == pytest.approx(exact["unserved_over_capacity"], abs=0.1) and exact.iloc[1] > 0
+    assert c["unserved_out_of_reach"] == pytest.approx(exact["unserved_out_of_reach"], abs=0.1)
+
+
+def test_tier_defaults_fill_empty_rows(guanggu_loaded, tmp_path):
+    inst = pd.read_csv(INSTITUTIONS).assign(cap=[800, None, 2000, None])
+    path = tmp_path / "inst.csv"
+    inst.to_csv(path, index=False)
+    norms = tmp_path / "norms.toml"
+    norms.write_text('[capacity_defaults]\nstation = 300\ntertiary = { value = 6000, source = "test", standing = "user" }\n',
+                     encoding="utf-8")
+    case = Case(network=NETWORK, institutions=path, population=POPULATION, isochrones=False, cell_size_m=300,
+                capacity_column="cap", allocation="ordered", norms=norms)
+    run = analyse_case(case.load(), with_isochrones=False, capacity_column="cap", allocation="ordered", norms=norms)
+    assert run.allocation.facilities["capacity"].tolist() == [800.0, 300.0, 2000.0, 6000.0]
+    c = run.summary["capacity"]
+    assert c["method"] == "ordered" and c["capacity_total"] == 9100.0
+    assert c["capacity_basis"]["tier_defaults"] == {"station": 300.0, "tertiary": 6000.0}
+    # a norms file without capacities leaves the ordered allocation nothing to allocate: one line
+    plain = tmp_path / "plain.toml"
+    plain.write_text('[[norm]]\nid = "c"\nkind = "coverage"\nvalue = 90\nunit = "%"\nminutes = 15\n', encoding="utf-8")
+    Case(network=NETWORK, institutions=path, population=POPULATION, allocation="ordered", norms=plain)  # may hold some
+    with pytest.raises(InvalidValueError, match=r"allocation 'ordered' needs capacities; fix: give capacity_column"):
+        analyse_case(guanggu_loaded, with_isochrones=False, allocation="ordered", norms=plain)

@@ -218,7 +218,8 @@ def test_xx_city_example_loads():
     (NORMS.replace('standing = "example"', 'standing = "national"'), r"line 26: 'norm\[2\]\.standing' 'national' is not"),
     (NORMS.replace('kind = "beds"', 'kind = "hospitals"'), r"line 22: 'norm\[2\]\.kind' 'hospitals' is not a kind"),
     (NORMS.replace('id = "off"', 'id = "beds"'), r"line 35: 'norm\[4\]\.id' 'beds' is used twice"),
-    ("name = 'x'\ncolour = 1\n", r"norms\.toml, line 2: 'colour' is not a known key; fix: use one of name, norm"),
+    ("name = 'x'\ncolour = 1\n",
+     r"norms\.toml, line 2: 'colour' is not a known key; fix: use one of capacity_defaults, name, norm"),
 ])
 def test_bad_norms_file_names_file_line_and_key(tmp_path, body, match):
     with pytest.raises(InvalidValueError, match=match):
@@ -251,7 +252,8 @@ def test_build_districts_table_by_hand(hand_norms):
     assert whole["population"].tolist() == [4000.0, 50.0] and whole["covered_pct_15min"].tolist() == [40.0, 0.0]
     rows = check_norms(hand_norms, districts_table=table).set_index(["norm", "district"])
     assert rows.loc[("cov15", "A"), "shortfall"] == 500  # (90 - 40) % of 1,000
-    with pytest.raises(InvalidValueError, match=r"'-1' in column 'beds' \(beds\) of institution 1 is not a number >= 0"):
+    with pytest.raises(InvalidValueError, match=r"row 2 \(facility_id '1', name '武汉大学医院'\), column 'beds' \(beds\): "
+                                                r"'-1' is negative"):
         build_districts_table(cells, inst.assign(beds=[1, -1, 0, 0, 0]), norms=hand_norms)
 
 
@@ -282,3 +284,34 @@ def test_wuhan_norms_from_a_coverage_run():
     assert rows.loc[("residents_per_centre", "洪山区"), "shortfall"] == n_hongshan
     assert rows.loc[("residents_per_centre", "洪山区"), "gap_en"].endswith(f"norm ≤ 50,000 → {n_hongshan} more centres")
     assert not rows["passed"].any()  # no district meets either norm with the centres OpenStreetMap knows
+
+
+def test_capacity_defaults(tmp_path):
+    # the example file's illustration, uncommented, is a valid table; the shipped default has none
+    text = EXAMPLE.read_text(encoding="utf-8")
+    head, illustration = text.split("# [capacity_defaults]\n")
+    body = head + "[capacity_defaults]\n" + "".join(line.removeprefix("# ") + "\n" for line in illustration.splitlines())
+    norms = load_norms(write(tmp_path, body))
+    assert norms.tier_capacities == {"tertiary": 400000.0, "secondary": 150000.0, "primary": 50000.0, "station": 5000.0}
+    tertiary, primary = norms.capacity_defaults[0], norms.capacity_defaults[2]
+    assert (tertiary.standing, primary.source, primary.standing) == (("example",), "user setting", ("user",))
+    assert load_norms(EXAMPLE).capacity_defaults == () and load_norms().tier_capacities == {}
+    alone = load_norms(write(tmp_path, "[capacity_defaults]\nprimary = 0\n", "alone.toml"))  # no [[norm]] needed
+    assert alone.norms == () and alone.tier_capacities == {"primary": 0.0}
+
+
+@pytest.mark.parametrize(("body", "match"), [
+    (NORMS + "\n[capacity_defaults]\nprimary = 50000\nclinic = 3000\n",
+     r"norms\.toml, line 43: 'capacity_defaults\.clinic' is not a tier; fix: use tertiary, secondary, primary, station"),
+    ('[capacity_defaults]\nprimary = 5\n\n[capacity_defaults.station]\nvalue = 300\ncolour = "red"\n',
+     r"norms\.toml, line 6: 'capacity_defaults\.station\.colour' is not a known key"),
+    ('[capacity_defaults]\nsecondary = { value = -1, source = "x" }\n',
+     r"norms\.toml, line 2: 'capacity_defaults\.secondary\.value' -1 is not a number >= 0"),
+    ('[capacity_defaults]\nprimary = "many"\n',
+     r"norms\.toml, line 2: 'capacity_defaults\.primary' 'many' is not a number >= 0"),
+    ('[capacity_defaults]\nprimary = { value = 5, standing = "official" }\n',
+     r"norms\.toml, line 2: 'capacity_defaults\.primary\.standing' 'official' is not a standing"),
+])
+def test_bad_capacity_defaults_name_file_line_and_key(tmp_path, body, match):
+    with pytest.raises(InvalidValueError, match=match):
+        load_norms(write(tmp_path, body))

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+from shapely.geometry import Point
 from typer.testing import CliRunner
 
 from planner import InvalidValueError, datasets
 from planner.cli import app
 from planner.exports import write_coverage_outputs, write_grid_outputs
+from planner.institutions import load_institutions
 from planner.pipeline import run_coverage, run_grids
 from planner.pipeline.summary import CoverageSummary, GridSummary
 from planner.travel_time import od_travel_times, snap_points
@@ -126,3 +130,64 @@ def test_bad_norms_file_is_one_line(tmp_path):
     with pytest.raises(InvalidValueError, match="colour"):
         run_coverage(NETWORK, INSTITUTIONS, POPULATION, boundaries=DISTRICTS, cell_size_m=300, with_isochrones=False,
                      norms=bad)
+
+
+EXAMPLE_NORMS = Path(__file__).resolve().parents[1] / "scenarios" / "norms" / "xx_city_example.toml"
+# made up for the test: beds, doctors and nurses of the four Optics Valley institutions, under Chinese headers
+COUNTS = {"床位数": [50, 0, 300, 1200], "执业医师": [20, 3, 110, 520], "注册护士": [30, 4, 150, 700]}
+
+
+def test_beds_doctors_nurses_per_1000_by_hand(tmp_path):
+    path = tmp_path / "inst.csv"
+    pd.read_csv(INSTITUTIONS).assign(**COUNTS).to_csv(path, index=False)
+    run = run_coverage(NETWORK, path, POPULATION, boundaries=DISTRICTS, cell_size_m=300, with_isochrones=False,
+                       norms=EXAMPLE_NORMS)
+    out = tmp_path / "out"
+    write_coverage_outputs(run, out, offline=True)
+    table = pd.read_csv(out / "norms.csv", encoding="utf-8-sig").set_index(["区县 district", "指标编号 norm id"])
+    assert not (table["是否达标 pass/fail"] == "未检查 not checked").any()
+    # by hand: each institution's district by point in polygon (apart from the run), residents from the run's cells
+    inst = pd.read_csv(path)
+    polygons = gpd.read_file(DISTRICTS)
+    within = {name: [geom.contains(Point(x, y)) for x, y in zip(inst["lon"], inst["lat"], strict=True)]
+              for name, geom in zip(polygons["name"], polygons.geometry, strict=True)}
+    districts = sorted(run.cells["district"].dropna().unique())
+    assert districts == ["江夏区", "洪山区"] and len(table) == 3 * len(districts)
+    for district in districts:
+        pop = float(run.cells.loc[run.cells["district"] == district, "population"].sum())
+        for column, norm_id, value in (("床位数", "beds_per_1000", 9.51), ("执业医师", "doctors_per_1000", 4.21),
+                                       ("注册护士", "nurses_per_1000", 5.57)):
+            total = float(inst.loc[within[district], column].sum())
+            row = table.loc[(district, norm_id)]
+            assert row["实测值 measured"] == pytest.approx(total / pop * 1000, abs=0.005)
+            need = max(0, math.ceil(value * pop / 1000 - total))
+            assert row["缺口 shortfall"] == need
+            assert row["是否达标 pass/fail"] == ("达标 pass" if need == 0 else "未达标 fail")
+    assert sum(any(within[d]) for d in districts) >= 1  # some district holds institutions: the sums are not all 0
+
+
+def test_non_numeric_beds_names_the_row(tmp_path):
+    path = tmp_path / "inst.csv"
+    pd.read_csv(INSTITUTIONS).assign(床位数=["50", "许多", "300", ""]).to_csv(path, index=False)
+    inst = load_institutions(path)
+    assert inst["beds"].iloc[:3].tolist() == ["50", "许多", "300"] and pd.isna(inst["beds"].iloc[3])
+    assert inst.attrs["count_columns"] == {"beds": "床位数"}
+    # a run whose norms need no beds goes on; one that checks beds per 1,000 stops in one line naming the row
+    res = CliRunner().invoke(app, ["coverage", "--network", str(NETWORK), "--institutions", str(path),
+                                   "--population", str(POPULATION), "--boundaries", str(DISTRICTS), "--out",
+                                   str(tmp_path / "o"), "--norms", str(EXAMPLE_NORMS), "--cell-size", "300",
+                                   "--no-isochrones", "--quiet"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error")]
+    assert len(lines) == 1 and str(path) in lines[0]
+    assert "row 2 (facility_id '2', name '光谷佳园社区卫生服务站'), column '床位数' (beds): '许多' is not a number" in lines[0]
+
+
+def test_count_columns_of_a_layer(tmp_path):
+    raw = pd.read_csv(INSTITUTIONS).assign(beds=[50.0, None, 300.0, 1200.0], 医生=[20, 3, 110, 520])
+    path = tmp_path / "inst.geojson"
+    gpd.GeoDataFrame(raw, geometry=gpd.points_from_xy(raw["lon"], raw["lat"]), crs=4326).to_file(path, driver="GeoJSON")
+    inst = load_institutions(path)
+    assert inst["doctors"].tolist() == [20.0, 3.0, 110.0, 520.0] and "nurses" not in inst
+    assert inst["beds"].iloc[[0, 2, 3]].tolist() == [50.0, 300.0, 1200.0] and np.isnan(inst["beds"].iloc[1])
+    assert inst.attrs["count_columns"] == {"beds": "beds", "doctors": "医生"}

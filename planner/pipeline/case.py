@@ -84,7 +84,8 @@ class Case:
         Compute isochrone polygons.
     capacity_column
         Column of the institutions holding each one's capacity, for capacity-limited coverage
-        (:mod:`planner.capacity`); None: no allocation.
+        (:mod:`planner.capacity`); None: no allocation, unless the norms file gives per-tier capacities
+        (``[capacity_defaults]``, see :mod:`planner.norms`), which also fill the column's empty rows.
     persons_per_unit
         Persons one unit of `capacity_column` serves (beds, doctors); None: the column is in persons.
     allocation
@@ -139,7 +140,7 @@ fix: give a value between 0.5 and 150 km/h
             if getattr(self, name) is not None:
                 set_(self, name, check_limit(name, getattr(self, name)))
         check_capacity_options(capacity_column=self.capacity_column, persons_per_unit=self.persons_per_unit,
-                               allocation=self.allocation)
+                               allocation=self.allocation, norms=self.norms if self.norms_enabled else None)
 
     def load(self) -> CaseInputs:
         """Load and check the case's inputs (see :func:`load_case`)."""
@@ -155,8 +156,12 @@ ANALYSIS_FIELDS = ("mode", "minutes", "speed_kph", "max_snap_m", "cell_size_m", 
                    "persons_per_unit", "allocation", "norms", "norms_enabled")
 
 
-def check_capacity_options(*, capacity_column: str | None, persons_per_unit: float | None, allocation: str) -> None:
+def check_capacity_options(*, capacity_column: str | None, persons_per_unit: float | None, allocation: str,
+                           norms: object = None) -> None:
     """Check the capacity settings of a case (see :class:`Case`), before anything is loaded.
+
+    An allocation other than ``optimal`` needs a capacity column, or a norms file (whose ``[capacity_defaults]``
+    may give per-tier capacities; the run checks that it does).
 
     >>> check_capacity_options(capacity_column=None, persons_per_unit=100, allocation="optimal")
     Traceback (most recent call last):
@@ -171,7 +176,8 @@ def check_capacity_options(*, capacity_column: str | None, persons_per_unit: flo
         msg = f"capacity_column {capacity_column!r} is not a column name; fix: give the institutions' capacity column"
         raise InvalidValueError(msg)
     for name, value in (("persons_per_unit", persons_per_unit), ("allocation", allocation)):
-        if capacity_column is None and value is not None and value != "optimal":
+        if capacity_column is None and value is not None and value != "optimal" and not (
+                name == "allocation" and norms is not None):
             msg = (f"{name} {value:g} needs a capacity column; fix: give capacity_column (--capacity-col), the column "
                    "the ratio applies to" if name == "persons_per_unit" else
                    f"{name} '{value}' needs a capacity column; fix: give capacity_column (--capacity-col)")

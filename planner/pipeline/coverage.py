@@ -22,7 +22,7 @@ import pandas as pd
 import shapely
 
 from .. import settings
-from .._errors import UnreachableFacilityError
+from .._errors import InvalidValueError, UnreachableFacilityError
 from .._validate import check_minutes
 from .._version import __version__
 from ..capacity import Allocation, allocate_cells
@@ -67,7 +67,7 @@ class CoverageRun:
         None if not computed.
     allocation
         The capacity-limited allocation (:class:`planner.capacity.Allocation`) when the case has a
-        capacity column, else None; ``summary["capacity"]`` holds its figures.
+        capacity column or its norms file per-tier capacities, else None; ``summary["capacity"]`` holds its figures.
     norms
         The norms checked per district (:func:`planner.norms.check_norms`' table), or None
         (no boundaries, or norms turned off); ``summary["norms"]`` holds the same rows.
@@ -145,7 +145,9 @@ def analyse_case(
         As in :func:`run_coverage`.
     capacity_column, persons_per_unit, allocation
         Capacity-limited coverage at the largest threshold (see :class:`~planner.pipeline.Case`): each
-        institution serves at most its capacity; ``run.allocation`` and ``summary["capacity"]``.
+        institution serves at most its capacity; ``run.allocation`` and ``summary["capacity"]``. A norms
+        file with ``[capacity_defaults]`` (:mod:`planner.norms`) gives per-tier capacities in persons for
+        the rows whose value is empty, or for every row without `capacity_column`.
     norms
         Norms checked per district when the case has boundaries: a norms file, loaded
         :class:`~planner.norms.Norms`, None for the shipped default, or False for none.
@@ -184,20 +186,41 @@ def analyse_case(
     dist_gdf = _district_layer(case, summary)
     summary = _coverage_report(case, roads, net, inst, summary, mode=mode, speed_kph=speed_kph, access_kph=access_kph,
                                population_label=population_label, t0=t0)
-    alloc = None
-    if capacity_column is not None:
-        capacity = resources.institution_capacity(case, inst, column=capacity_column, persons_per_unit=persons_per_unit)
-        alloc = allocate_cells(net, case.cells, institutions=inst, capacity=capacity, max_minutes=max(mins),
-                               method=allocation, cells_snapped=snap_c, institutions_snapped=snap_f)  # type: ignore[arg-type]
-        summary["capacity"] = resources.capacity_block(alloc, cov, inst, column=capacity_column,
-                                                       persons_per_unit=persons_per_unit)
-    checked = resources.run_norms(norms) if case.districts is not None else None
+    loaded = resources.run_norms(norms)
+    alloc = _allocation(case, net, inst, cov, summary, cells_snapped=snap_c, institutions_snapped=snap_f,
+                        max_minutes=max(mins), capacity_column=capacity_column, persons_per_unit=persons_per_unit,
+                        allocation=allocation, tier_defaults=loaded.tier_capacities if loaded is not None else {})
+    checked = loaded if case.districts is not None and loaded is not None and loaded.norms else None
     norms_table = None
     if checked is not None:
-        norms_table, summary["norms"] = resources.norms_check(cov, inst, checked)
+        norms_table, summary["norms"] = resources.norms_check(cov, inst, checked, file=case.options.get("institutions"))
     return CoverageRun(roads=roads, net=net, institutions=inst, cells=cov, isochrones=iso, districts=dist_gdf, summary=summary,
                        isochrones_dissolved=layers.dissolved if layers is not None else None, allocation=alloc,
                        norms=norms_table)
+
+
+def _allocation(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, cov: gpd.GeoDataFrame,
+                summary: dict[str, Any], *, cells_snapped: pd.DataFrame, institutions_snapped: pd.DataFrame,
+                max_minutes: float, capacity_column: str | None, persons_per_unit: float | None, allocation: str,
+                tier_defaults: dict[str, float]) -> Allocation | None:
+    """Allocate under capacities (a column, or the norms file's per-tier ones); add ``summary["capacity"]``.
+
+    Returns None, and adds nothing, without capacities.
+    """
+    if capacity_column is None and not tier_defaults:
+        if allocation != "optimal":
+            msg = (f"allocation '{allocation}' needs capacities; fix: give capacity_column (--capacity-col) or "
+                   "[capacity_defaults] in the norms file")
+            raise InvalidValueError(msg)
+        return None
+    capacity = resources.institution_capacity(case, inst, column=capacity_column, persons_per_unit=persons_per_unit,
+                                              tier_defaults=tier_defaults)
+    alloc = allocate_cells(net, case.cells, institutions=inst, capacity=capacity, max_minutes=max_minutes,
+                           method=allocation, cells_snapped=cells_snapped,  # type: ignore[arg-type]
+                           institutions_snapped=institutions_snapped)
+    summary["capacity"] = resources.capacity_block(alloc, cov, inst, column=capacity_column,
+                                                   persons_per_unit=persons_per_unit, tier_defaults=tier_defaults)
+    return alloc
 
 
 def _snap_institutions(case: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame, *,

@@ -422,13 +422,13 @@ def _grid_norms(inputs: CaseInputs, net: CompiledNetwork, inst: gpd.GeoDataFrame
                 case: Case, summary: GridSummary) -> pd.DataFrame | None:
     """Check the norms per district (with boundaries); add ``summary["norms"]``; return the table or None."""
     norms = resources.run_norms(case.norms if case.norms_enabled else False) if inputs.districts is not None else None
-    if norms is None:
+    if norms is None or not norms.norms:  # a norms file may hold per-tier capacities only
         return None
     cells = inputs.cells[["district", "population"]].copy()
     limit = max([n.minutes for n in norms.enabled if n.kind == "coverage"], default=None)
     cells["travel_time_min"] = np.nan if limit is None else resources.nearest_institution_minutes(
         net, snap_cells, inst, max_snap_m=inputs.max_snap_m, max_minutes=limit).to_numpy()
-    table, summary["norms"] = resources.norms_check(cells, inst, norms)
+    table, summary["norms"] = resources.norms_check(cells, inst, norms, file=inputs.options.get("institutions"))
     return table
 
 

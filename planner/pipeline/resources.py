@@ -42,22 +42,27 @@ def run_norms(norms: str | os.PathLike[str] | Norms | bool | None) -> Norms | No
     return load_norms(None if norms is None or norms is True else norms)
 
 
-def institution_capacity(case: CaseInputs, inst: gpd.GeoDataFrame, *, column: str,
-                         persons_per_unit: float | None) -> pd.Series:
+def institution_capacity(case: CaseInputs, inst: gpd.GeoDataFrame, *, column: str | None,
+                         persons_per_unit: float | None, tier_defaults: dict[str, float] | None = None) -> pd.Series:
     """Return the persons each institution of `inst` can serve, from `column` of the institutions file.
 
     The file is read again with `column` as its capacity column (non-numeric text there names its row);
-    institutions a what-if added (not in the file) keep their own ``capacity``. Missing or negative values
-    name the row (see :func:`planner.capacity.capacity_from_column`).
+    institutions a what-if added (not in the file) keep their own ``capacity``. Rows whose value is empty take
+    their tier's capacity from `tier_defaults` (a norms file's ``[capacity_defaults]``); with `column` None every
+    row does. Missing or negative values name the row (see :func:`planner.capacity.capacity_from_column`).
     """
     path = case.options.get("institutions")
+    if column is None:
+        frame = pd.DataFrame({"name": inst["name"], "tier": inst["tier"]}, index=inst.index)
+        return capacity_from_column(frame, None, tier_defaults=tier_defaults, file=path)
     from_file = load_institutions(path, coords=case.options.get("coords") or "wgs84", capacity_column=column)
     raw = from_file["capacity"].reindex(inst.index)
     added = ~inst.index.isin(from_file.index)
     if added.any() and "capacity" in inst:
         raw[added] = pd.to_numeric(inst.loc[added, "capacity"], errors="coerce")
-    frame = pd.DataFrame({"name": inst["name"], column: raw}, index=inst.index)
-    return capacity_from_column(frame, column, persons_per_unit=persons_per_unit, file=path)
+    frame = pd.DataFrame({"name": inst["name"], "tier": inst["tier"], column: raw}, index=inst.index)
+    return capacity_from_column(frame, column, persons_per_unit=persons_per_unit, tier_defaults=tier_defaults,
+                                file=path)
 
 
 def _r(x: float | None, digits: int = 1) -> float | None:
@@ -74,9 +79,15 @@ def _balanced(row: dict[str, Any]) -> dict[str, Any]:
             "unserved_out_of_reach": far, "unserved_over_capacity": over, "served_pct": _r(row["served_pct"], 2)}
 
 
-def capacity_block(allocation: Allocation, cells: pd.DataFrame, inst: pd.DataFrame, *, column: str,
-                   persons_per_unit: float | None) -> dict[str, Any]:
+def capacity_block(allocation: Allocation, cells: pd.DataFrame, inst: pd.DataFrame, *, column: str | None,
+                   persons_per_unit: float | None, tier_defaults: dict[str, float] | None = None) -> dict[str, Any]:
     """Return the ``capacity`` block of a coverage summary (see :class:`~planner.pipeline.summary.CapacityBlock`)."""
+    unit = "persons" if persons_per_unit is None else f"units of '{column}' × persons_per_unit"
+    basis: dict[str, Any] = {"column": column, "persons_per_unit": persons_per_unit, "unit": unit}
+    if tier_defaults:
+        basis["unit"] = ("persons per institution of its tier" if column is None
+                         else f"{unit}; empty rows: persons per institution of its tier")
+        basis["tier_defaults"] = {t: float(v) for t, v in tier_defaults.items()}
     groups = None
     if "district" in cells:
         groups = {"district": cells["district"].astype("object").where(cells["district"].notna(), OUTSIDE_DISTRICTS)}
@@ -87,8 +98,7 @@ def capacity_block(allocation: Allocation, cells: pd.DataFrame, inst: pd.DataFra
         "method": allocation.method,
         "max_minutes": allocation.max_minutes,
         "status": allocation.status,
-        "capacity_basis": {"column": column, "persons_per_unit": persons_per_unit,
-                           "unit": "persons" if persons_per_unit is None else f"units of '{column}' × persons_per_unit"},
+        "capacity_basis": basis,
         **_balanced(s),
         "capacity_total": _r(s["capacity_total"]),
         "institutions_full": full,
@@ -146,8 +156,12 @@ def nearest_institution_minutes(net: CompiledNetwork, cells_snapped: pd.DataFram
     return best.reindex(cells_snapped.index)
 
 
-def norms_check(cells: pd.DataFrame, inst: pd.DataFrame, norms: Norms) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Check the norms per district of a run's cells and institutions.
+def norms_check(cells: pd.DataFrame, inst: pd.DataFrame, norms: Norms, *,
+                file: object = "institutions") -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Check the norms per district of a run's cells and institutions (`file`: their input, for messages).
+
+    Beds, doctors and nurses per 1,000 residents are checked from the institutions' ``beds``, ``doctors`` and
+    ``nurses`` columns (kept by :func:`planner.institutions.load_institutions` when the file has them).
 
     Returns
     -------
@@ -156,7 +170,7 @@ def norms_check(cells: pd.DataFrame, inst: pd.DataFrame, norms: Norms) -> tuple[
         of ``summary.json`` (see :class:`~planner.pipeline.summary.NormsBlock`): residents are those of the
         study area's cells.
     """
-    districts = build_districts_table(cells, inst, norms=norms)
+    districts = build_districts_table(cells, inst, norms=norms, file=file)
     table = check_norms(norms, districts_table=districts)
     rows = []
     for r in table.to_dict("records"):

@@ -201,12 +201,16 @@ class StudyArea(TypedDict):
     population_outside_study_area: float  # persons of the input outside the study area (not counted)
 
 
-class CapacityBasis(TypedDict):
-    """Where the capacities came from."""
-
-    column: str  # the institutions' capacity column
+class _CapacityBasisBase(TypedDict):
+    column: str | None  # the institutions' capacity column (None: per-tier capacities only)
     persons_per_unit: float | None  # persons one unit of it serves (None: the column is in persons)
-    unit: str  # "persons", or the units times persons_per_unit
+    unit: str  # "persons", or the units times persons_per_unit, and the per-tier capacities where used
+
+
+class CapacityBasis(_CapacityBasisBase, total=False):
+    """Where the capacities came from; ``tier_defaults`` when the norms file gives per-tier capacities."""
+
+    tier_defaults: dict[str, float]  # persons per institution of each tier ([capacity_defaults] of the norms file)
 
 
 class CapacityTierRow(TypedDict):
@@ -233,7 +237,7 @@ class CapacityDistrictRow(TypedDict):
 
 
 class CapacityBlock(TypedDict):
-    """Capacity-limited coverage at the largest threshold (:mod:`planner.capacity`); only with a capacity column.
+    """Capacity-limited coverage at the largest threshold (:mod:`planner.capacity`), with capacities from a column or per tier.
 
     Persons are rounded to 0.1 so that they still add up: served + unserved = total and unserved =
     out of reach + over capacity, overall and per district (``balance`` says so in words).
