@@ -37,6 +37,21 @@ _SLACK_M = 1e-3  # metres; rounding allowance in the bulk index's search radii
 _NEAR_M = 1e-7  # metres; pieces this close to the nearest get GEOS's exact distance (search error ~1e-9 m)
 
 
+def _clamped_m2(ex: np.ndarray, ey: np.ndarray, dx: np.ndarray, dy: np.ndarray, inv: np.ndarray) -> np.ndarray:
+    """Squared distance from offsets ``(ex, ey)`` (point minus piece start) to pieces ``(dx, dy)``, ``inv = 1/|d|²``.
+
+    The projection parameter is clamped to the piece; `ex` and `ey` are overwritten (they are fresh arrays).
+    """
+    t = (ex * dx + ey * dy) * inv
+    np.clip(t, 0.0, 1.0, out=t)
+    ex -= t * dx
+    ey -= t * dy
+    ex *= ex
+    ey *= ey
+    ex += ey
+    return ex
+
+
 @dataclass(frozen=True)
 class _PieceIndex:
     """The straight pieces (two consecutive vertices) of every road segment, on a grid, for bulk snapping.
@@ -86,29 +101,13 @@ class _PieceIndex:
 
     def approx32_m2(self, owner: np.ndarray, sub: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
         """Squared distance in float32 (to about ``f32_err_m``) from grid-local points ``qx, qy`` to sub-pieces."""
-        ex, ey = qx[owner] - self.fx[sub], qy[owner] - self.fy[sub]
-        dx, dy = self.fdx[sub], self.fdy[sub]
-        t = (ex * dx + ey * dy) * self.finv[sub]
-        np.clip(t, 0.0, 1.0, out=t)
-        ex -= t * dx
-        ey -= t * dy
-        ex *= ex
-        ey *= ey
-        ex += ey
-        return ex
+        return _clamped_m2(qx[owner] - self.fx[sub], qy[owner] - self.fy[sub], self.fdx[sub], self.fdy[sub],
+                           self.finv[sub])
 
     def approx_m2(self, owner: np.ndarray, sub: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
         """Squared distance from point ``owner`` to sub-piece ``sub`` (to about 1e-9 m; for the search only)."""
-        ex, ey = px[owner] - self.sx[sub], py[owner] - self.sy[sub]
-        dx, dy = self.sdx[sub], self.sdy[sub]
-        t = (ex * dx + ey * dy) * self.sinv[sub]
-        np.clip(t, 0.0, 1.0, out=t)
-        ex -= t * dx
-        ey -= t * dy
-        ex *= ex
-        ey *= ey
-        ex += ey
-        return ex
+        return _clamped_m2(px[owner] - self.sx[sub], py[owner] - self.sy[sub], self.sdx[sub], self.sdy[sub],
+                           self.sinv[sub])
 
 
 def _build_piece_index(seg_geom: np.ndarray) -> _PieceIndex | None:
