@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily t
         candidates,
         capacity,
         coverage,
+        credits,
         datasets,
         datum,
         demand,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time these load lazily t
         scenarios,
         settings,
         siting,
+        tables,
         travel_time,
     )
     from ._version import __version__
@@ -84,6 +86,7 @@ __all__ = [
     "candidates",
     "capacity",
     "coverage",
+    "credits",
     "datasets",
     "datum",
     "demand",
@@ -99,6 +102,7 @@ __all__ = [
     "scenarios",
     "settings",
     "siting",
+    "tables",
     "travel_time",
 ]
 

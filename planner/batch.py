@@ -36,8 +36,10 @@ letters, digits, ``-``, ``_``, ``.``, Chinese characters; at most 100 bytes of
 UTF-8), ``network``,
 ``institutions``, ``population`` (required), ``boundaries``, ``coords``,
 ``population_coords``, ``mode``, ``speed_kph``, ``minutes``, ``max_snap_m``, ``cell_size_m``,
-``population_label``, ``isochrones`` (true/false), ``title``, ``basemap`` and
-``offline``; they mean what the options of ``planner coverage`` mean.
+``population_label``, ``isochrones`` (true/false), ``title``, ``basemap``,
+``offline`` and ``credits`` (a table of role = "text", like ``--credit``:
+``credits = {population = "统计局 census 2020"}``); they mean what the
+options of ``planner coverage`` mean.
 
 :func:`run_batch` runs the cases on a dask.distributed cluster: a local one
 (one single-threaded process per worker) by default, or an existing cluster
@@ -81,6 +83,7 @@ from .exports import write_coverage_outputs
 from .io import check_output_dir, lock_output_dir, remove_stale_partials, write_error_log, write_json
 from .maps import BASEMAPS
 from .pipeline import Case, run_case
+from .pipeline.case import scenario_credits
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -106,15 +109,15 @@ class BatchCase(Case):
     title
         Map title, or None for the default.
     basemap
-        Basemap of ``map.html``.
+        Basemap of ``map.html`` (``auto``: amap in China, osm elsewhere).
     offline
-        Inline Leaflet into ``map.html``.
+        Inline Leaflet into ``map.html`` (the default).
     """
 
     name: str
     title: str | None = None
-    basemap: str = "osm"
-    offline: bool = False
+    basemap: str = "auto"
+    offline: bool = True
 
     @property
     def case(self) -> Case:
@@ -357,7 +360,9 @@ def _parse_table(src: _BatchFile, raw: dict[str, Any], where: tuple[str, int, st
         if key not in allowed:
             hint = "give each case its name in its [[case]]" if key == "name" else f"use one of {', '.join(allowed)}"
             raise src.error(where, key, "is not a known key here" if key == "name" else "is not a known key", hint)
-        if key in _BOOL_KEYS:
+        if key == "credits":  # credits = {population = "..."}: the user's credits of the inputs
+            out[key] = scenario_credits(raw, fail=lambda _k, problem, fix: src.error(where, "credits", problem, fix))
+        elif key in _BOOL_KEYS:
             if not isinstance(value, bool):
                 raise src.error(where, key, f"must be true or false, not {value!r}", f"write {key} = true or false")
             out[key] = value

@@ -10,6 +10,7 @@ output folder is checked before any input is loaded (see
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import sys
@@ -59,6 +60,13 @@ Allocation = _choices("Allocation", settings.ALLOCATIONS, "Capacity allocations.
 _NORMS_HELP = ("Norms file (TOML) checked per district with --boundaries, written to norms.csv; default: the shipped "
                "planner/data/norms_default.toml. Its [capacity_defaults] (persons per tier) make coverage capacity-limited.")
 _NO_NORMS_HELP = "Check the norms per district (with --boundaries); --no-norms skips norms.csv."
+_BASEMAP_HELP = ("Map basemap: auto (amap in China, osm elsewhere), osm, amap (Gaode; overlays shifted to GCJ-02), "
+                 "tianditu (needs TIANDITU_KEY), none.")
+_OFFLINE_HELP = ("Embed Leaflet so the maps open with no network (default); --online loads Leaflet from the CDN "
+                 "(smaller files). Basemap tiles always need a network.")
+_CREDIT_HELP = ("Credit of an input, ROLE=TEXT (roles: network, institutions, population, boundaries, candidates, leads, "
+                "competitors, suitability, exclusion); repeat. Shipped and OSM files credit themselves; other data "
+                "without one is marked 'source not given'.")
 
 
 # ECMA-48 escape sequences: control strings (OSC, DCS, SOS, PM, APC) up to BEL or ST, CSI sequences, other escapes
@@ -135,6 +143,34 @@ def _check_limits(quiet: bool, **values: Any) -> None:
 
 
 _FORCE_HELP = "Replace the output folder even if it holds files planner did not write (they are deleted)."
+
+
+def _user_credits(values: list[str] | None, quiet: bool) -> tuple[tuple[str, str], ...]:
+    """Parse the ``--credit ROLE=TEXT`` options (a bad one: one line, exit 2, before anything is read or written)."""
+    pairs: tuple[tuple[str, str], ...] = ()
+    with _guarded(None, quiet):
+        pairs = planner.credits.parse_credit_options(values)
+    return pairs
+
+
+def _with_credits(scenario: Any, credits: tuple[tuple[str, str], ...]) -> Any:
+    """Return `scenario` with the ``--credit`` options added to (and winning over) its file's ``credits``."""
+    if not credits:
+        return scenario
+    merged = {**dict(scenario.case.credits), **dict(credits)}
+    return dataclasses.replace(scenario, case=dataclasses.replace(scenario.case, credits=tuple(merged.items())))
+
+
+def _echo_written(out: Path, paths: list[Path]) -> None:
+    """Print the files a command wrote into `out`, by name, in the order written."""
+    names = [str(Path(p).relative_to(out)) if Path(p).is_relative_to(out) else str(p) for p in paths]
+    _echo(f"wrote {out}/: {', '.join(sorted(names, key=_output_rank))}")
+
+
+def _output_rank(name: str) -> tuple[int, str]:
+    """Sort key of written files: summary first, then maps, tables, layers."""
+    kinds = (("summary.json",), (".html", ".png"), (".csv", ".xlsx"))
+    return next((i for i, ends in enumerate(kinds) if name.endswith(ends)), len(kinds)), name
 
 
 class _Out(NamedTuple):
@@ -234,16 +270,16 @@ def coverage(
                                                    "(AccessMod's greedy order, to compare).")] = Allocation.optimal,
     norms: Annotated[Optional[Path], typer.Option("--norms", help=_NORMS_HELP)] = None,
     norms_enabled: Annotated[bool, typer.Option("--check-norms/--no-norms", help=_NO_NORMS_HELP)] = True,
-    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap: osm, amap (Gaode; overlays shifted to GCJ-02), "
-                                             "tianditu (needs TIANDITU_KEY), none.")] = Basemap.osm,
-    offline: Annotated[bool, typer.Option("--offline/--online",
-                                          help="Embed Leaflet in map.html so it opens with no network.")] = False,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help=_BASEMAP_HELP)] = Basemap.auto,
+    offline: Annotated[bool, typer.Option("--offline/--online", help=_OFFLINE_HELP)] = True,
+    credit: Annotated[Optional[list[str]], typer.Option("--credit", help=_CREDIT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Test the 15-minute medical service circle: who reaches an institution within each threshold."""
     _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
                   persons_per_unit=persons_per_unit)
+    credits = _user_credits(credit, quiet)
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, norms], force=force):
         planner.maps.get_basemap(basemap.value)  # a missing Tianditu key fails before the analysis, not after it
         if norms is not None and norms_enabled:
@@ -254,9 +290,10 @@ def coverage(
             coords=coords.value, population_coords=population_coords.value, max_snap_m=max_snap_m,
             cell_size_m=cell_size_m, population_label=population_label, isochrones=isochrones,
             capacity_column=capacity_col, persons_per_unit=persons_per_unit, allocation=allocation.value,
-            norms=norms, norms_enabled=norms_enabled)
+            norms=norms, norms_enabled=norms_enabled, credits=credits)
         run = planner.pipeline.run_case(case, progress=not quiet)
-        planner.exports.write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+        written = planner.exports.write_coverage_outputs(run, out, title=title, basemap=basemap.value, offline=offline,
+                                                         force=force)
     s = run.summary
     _echo(
         f"{s['max_minutes']:g}-minute {s['mode']} coverage: {s['coverage_pct']:.1f}% "
@@ -270,8 +307,7 @@ def coverage(
     for row in s["thresholds"]:
         _echo(f"  within {row['minutes']:g} min: {row['coverage_pct']:.1f}%")
     _echo_resources(s)
-    extra = "".join(f", {f}" for f, key in (("served.csv", "capacity"), ("norms.csv", "norms")) if key in s)
-    _echo(f"wrote {out}/summary.json, cells.gpkg, institutions.gpkg, isochrones.gpkg, map.html, map.png{extra}")
+    _echo_written(out, written)
 
 
 def _echo_resources(s: dict) -> None:  # type: ignore[type-arg]
@@ -296,24 +332,27 @@ def _print_summary(s: dict) -> None:  # type: ignore[type-arg]
 def run(
     scenario: Annotated[Path, typer.Argument(help="Scenario file (TOML); see scenarios/ for examples.")],
     out_root: Annotated[Path, typer.Option("--out-root", help="Outputs go to OUT_ROOT/<scenario name>/.")] = Path("outputs"),
-    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
-    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in the maps.")] = False,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help=_BASEMAP_HELP)] = Basemap.auto,
+    offline: Annotated[bool, typer.Option("--offline/--online", help=_OFFLINE_HELP)] = True,
+    credit: Annotated[Optional[list[str]], typer.Option("--credit", help=_CREDIT_HELP)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Reload every input instead of using OUT_ROOT/.cache/.")] = False,
     force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Run a scenario (baseline or what-if) and write everything to OUT_ROOT/<name>/."""
+    credits = _user_credits(credit, quiet)
     with _guarded(None, quiet):
-        s = planner.scenarios.load_scenario(scenario)
+        s = _with_credits(planner.scenarios.load_scenario(scenario), credits)
     out = out_root / s.name
     with _guarded(out, quiet, inputs=list(planner.scenarios.scenario_input_files(s)), force=force,
                   outs=[_Out(out, root=out_root, files=(f"{s.name}.gpkg",))]):
         result = planner.scenarios.run_scenario(s, out_root=out_root, progress=not quiet, use_cache=not no_cache)
-        planner.exports.write_scenario_outputs(result, s, out, basemap=basemap.value, offline=offline, force=force)
+        written = planner.exports.write_scenario_outputs(result, s, out, basemap=basemap.value, offline=offline,
+                                                         force=force)
     _echo(f"scenario {s.name} ({result.summary['runtime_s']:.1f} s):")
     _print_summary(result.summary)
     _echo_resources(result.summary)
-    _echo(f"wrote {out}/ (summary.json, tables.xlsx, {s.name}.gpkg, map.html, map.png)")
+    _echo_written(out, written)
 
 
 @app.command()
@@ -323,14 +362,16 @@ def compare(
     out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the comparison (default "
                                                 "OUT_ROOT/compare-A-vs-B).")] = None,
     out_root: Annotated[Path, typer.Option("--out-root", help="Where both runs and the cache go.")] = Path("outputs"),
-    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
-    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in the maps.")] = False,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help=_BASEMAP_HELP)] = Basemap.auto,
+    offline: Annotated[bool, typer.Option("--offline/--online", help=_OFFLINE_HELP)] = True,
+    credit: Annotated[Optional[list[str]], typer.Option("--credit", help=_CREDIT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Compare two scenarios: coverage change per district and tier, people newly covered or lost, diff map."""
+    credits = _user_credits(credit, quiet)
     with _guarded(None, quiet):
-        sa, sb = planner.scenarios.load_scenario(a), planner.scenarios.load_scenario(b)
+        sa, sb = (_with_credits(planner.scenarios.load_scenario(f), credits) for f in (a, b))
     folder = out if out is not None else out_root / f"compare-{sa.name}-vs-{sb.name}"
     runs = (out_root / sa.name, out_root / sb.name)
     outs = [_Out(folder, root=None if out is not None else out_root, keep=(*runs, out_root / ".cache")),
@@ -402,8 +443,9 @@ def site(
         settings.SITING_TIME_LIMIT_S),
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
-    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
-    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help=_BASEMAP_HELP)] = Basemap.auto,
+    offline: Annotated[bool, typer.Option("--offline/--online", help=_OFFLINE_HELP)] = True,
+    credit: Annotated[Optional[list[str]], typer.Option("--credit", help=_CREDIT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
@@ -412,6 +454,7 @@ def site(
                   cell_size_m=cell_size_m, candidate_spacing_m=candidate_spacing, min_spacing_m=min_spacing,
                   new_site_capacity=new_site_capacity, time_limit_s=time_limit)
     roles = [*(Path(e) for e in exclude or () if not e.startswith("osm:")), suitability, competitors]
+    credits = _user_credits(credit, quiet)
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, candidates, *roles], force=force):
         planner.maps.get_basemap(basemap.value)
         run = planner.pipeline.run_siting(
@@ -423,9 +466,10 @@ def site(
             min_spacing_m=min_spacing, candidate_districts=tuple(district) if district else None,
             capacity_column=capacity_col, new_site_capacity=new_site_capacity, time_limit_s=time_limit,
             population_label=population_label, progress=not quiet, require_k=exact_k, exclude=tuple(exclude or ()),
-            suitability=suitability, suitability_column=suitability_col, competitors=competitors,
+            suitability=suitability, suitability_column=suitability_col, competitors=competitors, credits=credits,
         )
-        planner.exports.write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+        written = planner.exports.write_siting_outputs(run, out, title=title, basemap=basemap.value, offline=offline,
+                                                       force=force)
     s = run.summary
     _echo(f"{s['model']} ({s['solver_status']}, gap {s['mip_gap']:.2g}, {s['solve_s']:.1f} s): {s['new_sites']} new sites; "
           f"{s['max_minutes']:g}-minute {s['mode']} coverage "
@@ -445,7 +489,7 @@ def site(
         else:  # LSCP: sites adding nobody were left out
             _echo(f"  {s['zero_gain_reason']}")
     _echo_site_roles(s)
-    _echo(f"wrote {out}/sites.csv, sites.gpkg, summary.json, map.html")
+    _echo_written(out, written)
 
 
 def _echo_site_roles(s: dict[str, Any]) -> None:
@@ -494,8 +538,9 @@ def grid(
     norms_enabled: Annotated[bool, typer.Option("--check-norms/--no-norms", help=_NO_NORMS_HELP)] = True,
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
-    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
-    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help=_BASEMAP_HELP)] = Basemap.auto,
+    offline: Annotated[bool, typer.Option("--offline/--online", help=_OFFLINE_HELP)] = True,
+    credit: Annotated[Optional[list[str]], typer.Option("--credit", help=_CREDIT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result (no solver "
                                         "progress).")] = False,
@@ -503,6 +548,7 @@ def grid(
     """Divide the city into consortium grids (网格化布局): balanced, contiguous, one per lead hospital."""
     _check_limits(quiet, tolerance=tolerance, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
                   max_nodes=max_nodes, time_limit_s=time_limit)
+    credits = _user_credits(credit, quiet)
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads, fixed, norms], force=force):
         planner.maps.get_basemap(basemap.value)
         if norms is not None and norms_enabled:
@@ -513,9 +559,10 @@ def grid(
             population_coords=population_coords.value, max_snap_m=max_snap_m,
             cell_size_m=cell_size_m, capacity_column=capacity_col, tolerance=tolerance, fixed=fixed,
             contiguity=contiguity.value, time_limit_s=time_limit, population_label=population_label, max_nodes=max_nodes,
-            norms=norms, norms_enabled=norms_enabled,
+            norms=norms, norms_enabled=norms_enabled, credits=credits,
         )
-        planner.exports.write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+        written = planner.exports.write_grid_outputs(run, out, title=title, basemap=basemap.value, offline=offline,
+                                                     force=force)
     s = run.summary
     c = s["comparison"]
     lo, hi = s["load_ratio_range"]
@@ -535,7 +582,7 @@ def grid(
     if s["leads_excluded"]:
         _echo(f"  {len(s['leads_excluded'])} leads left out (not on the network of the study area): see summary.json")
     _echo_resources(s)
-    _echo(f"wrote {out}/grids.gpkg, assignment.csv, grids.csv, summary.json, map.html")
+    _echo_written(out, written)
 
 
 _TIER_HELP = f"one of {', '.join(settings.TIERS)}; repeat for several"
@@ -568,13 +615,15 @@ def referral(
                                                          "pixels; 100 m for points).")] = None,
     population_label: Annotated[str, typer.Option("--population-label", help="What the population counts.")] = "population",
     title: Annotated[Optional[str], typer.Option("--title", help="Map title.")] = None,
-    basemap: Annotated[Basemap, typer.Option("--basemap", help="Map basemap.")] = Basemap.osm,
-    offline: Annotated[bool, typer.Option("--offline/--online", help="Embed Leaflet in map.html.")] = False,
+    basemap: Annotated[Basemap, typer.Option("--basemap", help=_BASEMAP_HELP)] = Basemap.auto,
+    offline: Annotated[bool, typer.Option("--offline/--online", help=_OFFLINE_HELP)] = True,
+    credit: Annotated[Optional[list[str]], typer.Option("--credit", help=_CREDIT_HELP)] = None,
     force: Annotated[bool, typer.Option("--force", help=_FORCE_HELP)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print warnings and the result.")] = False,
 ) -> None:
     """Referral times (双向转诊): from each institution of the from-tiers to the nearest of the to-tiers (and its lead)."""
     _check_limits(quiet, speed_kph=speed_kph, max_snap_m=max_snap_m, cell_size_m=cell_size_m)
+    credits = _user_credits(credit, quiet)
     with _guarded(None, quiet):  # tiers, --leads/--grid and the threshold: before the output folder is touched
         planner.pipeline.referral.check_referral_options(from_tier, to_tier, max_minutes=minutes, leads=leads, grid=grid)
     with _guarded(out, quiet, inputs=[network, institutions, population, boundaries, leads], force=force,
@@ -584,10 +633,11 @@ def referral(
             network, institutions, population, from_tiers=tuple(from_tier), to_tiers=tuple(to_tier), max_minutes=minutes,
             leads=leads, grid=grid, boundaries=boundaries, mode=mode.value, speed_kph=speed_kph, coords=coords.value,
             population_coords=population_coords.value, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
-            population_label=population_label)
-        planner.exports.write_referral_outputs(run, out, title=title, basemap=basemap.value, offline=offline, force=force)
+            population_label=population_label, credits=credits)
+        written = planner.exports.write_referral_outputs(run, out, title=title, basemap=basemap.value, offline=offline,
+                                                         force=force)
     _print_referral(run.summary)
-    _echo(f"wrote {out}/referral.csv, routes.gpkg, summary.json, map.html")
+    _echo_written(out, written)
 
 
 def _pct(value: float | None) -> str:

@@ -16,6 +16,7 @@ A scenario names its inputs and analysis settings and lists edits:
     coords = "wgs84"                       # datum of the institutions' coordinates
     population_coords = "wgs84"            # datum of a population table's coordinates
     population_label = "persons aged 20+ (WorldPop)"
+    credits = {population = "WorldPop, CC BY 4.0"}  # optional: the source of inputs planner cannot credit itself
 
     [analysis]
     mode = "walk"                          # walk | ebike | drive
@@ -86,7 +87,7 @@ from .coverage import assign_districts
 from .institutions import classify_tier
 from .network import RoadNetwork, close_roads, with_speed
 from .pipeline import Case, CaseInputs, CoverageRun, analyse_case
-from .pipeline.case import ANALYSIS_FIELDS, INPUT_FIELDS, analysis_options, scenario_analysis_keys
+from .pipeline.case import ANALYSIS_FIELDS, INPUT_FIELDS, analysis_options, scenario_analysis_keys, scenario_credits
 from .pipeline.summary import ClosedRoads, ScenarioEdits, ScenarioSummary
 
 logger = logging.getLogger(__name__)
@@ -321,6 +322,9 @@ def _load(path: Path, *, seen: tuple[Path, ...]) -> Scenario:
             inputs[key] = coords
     if "population_label" in raw_in:
         inputs["population_label"] = _typed(ctx, raw_in, "population_label", str, prefix="inputs.")
+    if "credits" in raw_in:  # the user's credits of the inputs, role = "text"; they add to (and win over) the parent's
+        inputs["credits"] = (*dict({**dict(inputs.get("credits", ())),
+                                    **dict(scenario_credits(raw_in, fail=ctx.fail))}).items(),)
 
     raw_an = _table(ctx, data, "analysis")
     _unknown(ctx, raw_an, _ANALYSIS, "analysis.")

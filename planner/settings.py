@@ -97,7 +97,9 @@ MODES, TIERS, BASEMAPS, COORDS, OBJECTIVES, CONTIGUITIES, ALLOCATIONS : tuple[st
     The accepted names of travel modes, institution tiers, map basemaps,
     coordinate datums, siting objectives, grid contiguities and capacity
     allocations (``planner coverage --allocation``, see
-    :mod:`planner.capacity`); the CLI's choices come from here.
+    :mod:`planner.capacity`); the CLI's choices come from here. The basemap
+    ``auto`` (the default) is ``amap`` for a study area in China and ``osm``
+    elsewhere (:func:`planner.maps.basemaps.resolve_basemap`).
 
 Limits
 ------
@@ -155,7 +157,7 @@ ISOCHRONE_CELL_M: float = 50.0  # metres
 MODES: tuple[str, ...] = ("walk", "ebike", "drive")
 TIERS: tuple[str, ...] = ("tertiary", "secondary", "primary", "station")
 # the other choices the CLI offers, here so that `planner --help` reads them without importing maps/ or pipeline/
-BASEMAPS: tuple[str, ...] = ("osm", "amap", "tianditu", "none")  # re-exported by planner.maps
+BASEMAPS: tuple[str, ...] = ("auto", "osm", "amap", "tianditu", "none")  # re-exported by planner.maps; auto: amap in China
 COORDS: tuple[str, ...] = ("wgs84", "gcj02", "bd09")  # datums of input coordinates (planner.datum takes aliases too)
 OBJECTIVES: tuple[str, ...] = ("coverage", "mean-time")  # of planner.pipeline.run_siting
 CONTIGUITIES: tuple[str, ...] = ("queen", "rook")  # of planner.pipeline.run_grids

@@ -8,7 +8,10 @@ install`` (which downloads its own browsers) is never needed.
 
 Each map of a small real case (Optics Valley, Wuhan) is opened from ``file://``.
 Requests to anything else are intercepted: basemap tiles are answered with a
-blank local tile, everything else is aborted and fails the test. Screenshots go
+blank local tile, everything else is aborted and fails the test. The maps that
+``make run`` writes with the CLI's defaults (and another case's) are also opened
+with every request aborted, tiles included, as on a PC with no network: they
+must show their overlays, legend and the "tiles need a network" note. Screenshots go
 to ``outputs/screenshots/``.
 
 Without Chromium or Playwright the tests are skipped, except on CI (``CI`` set)
@@ -124,30 +127,51 @@ def _blank_tile() -> bytes:
 
 
 class Page:
-    """A map opened in Chromium, with its requests and errors recorded."""
+    """A map opened in Chromium, with its requests and errors recorded.
 
-    def __init__(self, browser, path: Path, basemap: str) -> None:
+    With ``tiles=False`` the basemap's tile requests are aborted too (a PC with no network at all): they are
+    recorded in ``tiles`` and Chromium's "Failed to load resource" line for each in ``tile_errors``; any
+    other console error goes to ``errors``.
+    """
+
+    def __init__(self, browser, path: Path, basemap: str, *, tiles: bool = True) -> None:
         self.context = browser.new_context(viewport=VIEWPORT)
         self.page = self.context.new_page()
         self.tiles: list[str] = []
         self.blocked: list[str] = []
         self.errors: list[str] = []
+        self.tile_errors: list[str] = []
         tile = _blank_tile()
+
+        def is_tile(url: str) -> bool:
+            host = urlparse(url).hostname or ""
+            return any(host.endswith(h) for h in TILE_HOSTS[basemap])
 
         def route(r):
             url = r.request.url
-            host = urlparse(url).hostname or ""
             if url.startswith(("file:", "data:", "about:")):
                 r.continue_()
-            elif any(host.endswith(h) for h in TILE_HOSTS[basemap]):
+            elif is_tile(url):
                 self.tiles.append(url)
-                r.fulfill(status=200, content_type="image/png", body=tile)
+                if tiles:
+                    r.fulfill(status=200, content_type="image/png", body=tile)
+                else:
+                    r.abort("internetdisconnected")
             else:
                 self.blocked.append(url)
                 r.abort()
 
+        def console(msg) -> None:
+            if msg.type != "error":
+                return
+            url = (msg.location or {}).get("url", "")
+            if not tiles and msg.text.startswith("Failed to load resource") and is_tile(url):
+                self.tile_errors.append(url)
+            else:
+                self.errors.append(msg.text)
+
         self.context.route("**/*", route)
-        self.page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        self.page.on("console", console)
         self.page.on("pageerror", lambda exc: self.errors.append(f"page error: {exc}"))
         self.page.goto(path.as_uri())
         self.page.wait_for_function("window.plannerMap !== undefined")
@@ -189,6 +213,9 @@ def test_offline_map_renders(pages, case, basemap):
     legend = page.locator("#planner-legend").inner_text()
     for fragment in ("出行时间 Travel time", "机构 Institutions", "OpenStreetMap", "WorldPop", "15-minute coverage"):
         assert fragment in legend, fragment
+    # the tiles loaded, so the "tiles need a network" note is hidden (and absent without a basemap)
+    assert page.locator("#planner-tiles-note").count() == (0 if basemap == "none" else 1)
+    assert not page.locator("#planner-tiles-note").is_visible()
     if basemap in ("amap", "tianditu"):
         assert "审图号" in legend and "审图号" in page.locator(".leaflet-control-attribution").inner_text()
     labels = [t.strip() for t in page.locator(".leaflet-control-layers-overlays label").all_inner_texts()]
@@ -339,9 +366,98 @@ def test_siting_and_grid_maps_render(browser, other_maps, kind):
         legend = page.locator("#planner-legend").inner_text()
         assert "OpenStreetMap" in legend and "WorldPop" in legend and "审图号" in legend
         assert page.locator(overlay).count() >= 1
-        assert page.locator("path.planner-institution").count() == n_markers
+        # existing institutions are circles; proposed sites may be their own ranked markers (div.planner-proposed-site)
+        assert page.locator("path.planner-institution").count() + page.locator("div.planner-proposed-site").count() \
+            == n_markers
         assert page.locator(".leaflet-control-scale-line").is_visible()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{kind}_amap_offline.png"))
+    finally:
+        p.close()
+
+
+# --------------------------------------------------------------------------- the maps `make run` writes, by default
+
+
+def _make_run_args() -> list[str]:
+    """The `planner coverage` arguments of `make run`'s walk line, read from the Makefile (WUHAN_ARGS, --mode walk)."""
+    import re
+    import shlex
+
+    root = Path(__file__).parents[1]
+    text = (root / "Makefile").read_text(encoding="utf-8").replace("\\\n", " ")
+    variables = dict(re.findall(r"^(\w+)\s*:=\s*(.*)$", text, flags=re.MULTILINE))
+    args = shlex.split(variables["WUHAN_ARGS"].replace("$(WUHAN)", variables["WUHAN"]))
+    return [str(root / a) if a.startswith(variables["WUHAN"]) else a for a in args] + ["--mode", "walk"]
+
+
+def _cli_map(out: Path, args: list[str]) -> Path:
+    from typer.testing import CliRunner
+
+    from planner.cli import app
+
+    result = CliRunner().invoke(app, ["coverage", *args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out / "map.html"
+
+
+@pytest.fixture(scope="module")
+def default_maps(tmp_path_factory) -> dict:
+    """Maps written with the CLI's defaults (no --offline, no --basemap): `make run`'s walk case and Optics Valley."""
+    tmp = tmp_path_factory.mktemp("default-maps")
+    guanggu = ["--network", str(datasets.get_path("guanggu_osm")), "--institutions", str(DATA / "guanggu_institutions.csv"),
+               "--population", str(datasets.get_path("wuhan_population"))]
+    return {"wuhan": _cli_map(tmp / "wuhan", _make_run_args()), "guanggu": _cli_map(tmp / "guanggu", guanggu)}
+
+
+def _network_assets(path: Path) -> list[str]:
+    """The scripts and stylesheets a page would load from the network: <script src=http…>, <link href=http…>."""
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Assets(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            url = a.get("src") if tag == "script" else a.get("href") if tag == "link" else None
+            if url and not url.startswith(("data:", "#")):
+                found.append(url)
+
+    Assets().feed(path.read_text(encoding="utf-8"))
+    return found
+
+
+def test_default_maps_load_nothing_from_the_network(default_maps):
+    """`make run`'s map (and another case's) reference no script or stylesheet on the network: Leaflet is inlined."""
+    for name, path in default_maps.items():
+        assert _network_assets(path) == [], name
+        html = path.read_text(encoding="utf-8")
+        assert "Leaflet 1.9.4" in html and "cdn.jsdelivr.net" not in html, name
+        assert "is.autonavi.com" in html, name  # auto basemap: both study areas are in China, so Amap (GCJ-02)
+        assert "GS(20" not in html and "20xx" not in html, name  # no placeholder 审图号
+
+
+@pytest.mark.parametrize("name", ["wuhan", "guanggu"])
+def test_default_maps_open_with_no_network(browser, default_maps, name):
+    """With every request aborted, tiles included, the map shows its overlays, legend and the tiles-need-network note."""
+    p = Page(browser, default_maps[name], "amap", tiles=False)
+    try:
+        page = p.page
+        page.locator("#planner-tiles-note").wait_for(state="visible", timeout=12000)  # a tile error, or 8 s
+        assert p.errors == [], p.errors
+        assert p.blocked == [], p.blocked  # nothing but tiles was even requested
+        assert p.tiles and len(p.tile_errors) > 0  # the tiles were asked for and failed
+        note = page.locator("#planner-tiles-note").inner_text()
+        assert "底图瓦片需要联网" in note and "Basemap tiles need a network connection" in note
+        assert page.locator("#planner-legend").is_visible()
+        legend = page.locator("#planner-legend").inner_text()
+        assert "出行时间 Travel time" in legend and "OpenStreetMap" in legend and "WorldPop" in legend
+        assert page.locator("path.planner-cells").count() >= 3
+        assert page.locator("path.planner-institution").count() > 0
+        assert page.locator(".leaflet-control-layers-overlays label").count() > 0
+        if name == "wuhan":
+            assert page.locator("path.planner-districts").count() > 0
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}_default_no_network.png"))
     finally:
         p.close()

@@ -257,7 +257,7 @@ def test_cli_choices_come_from_settings(tmp_path):
     choices = {name: tuple(m.value for m in enum) for name, enum in
                (("mode", cli.Mode), ("basemap", cli.Basemap), ("coords", cli.Coords), ("objective", cli.Objective),
                 ("contiguity", cli.Contiguity))}
-    assert choices == {"mode": ("walk", "ebike", "drive"), "basemap": ("osm", "amap", "tianditu", "none"),
+    assert choices == {"mode": ("walk", "ebike", "drive"), "basemap": ("auto", "osm", "amap", "tianditu", "none"),
                        "coords": ("wgs84", "gcj02", "bd09"), "objective": ("coverage", "mean-time"),
                        "contiguity": ("queen", "rook")}
     assert choices["mode"] == settings.MODES and maps.BASEMAPS is settings.BASEMAPS

@@ -30,6 +30,7 @@ from .. import datum, settings
 from .._errors import InvalidValueError
 from .._validate import check_limit, check_minutes, check_mode, find_column
 from ..coverage import assign_districts, compute_study_area
+from ..credits import case_credits, check_user_credits
 from ..demand import load_population, population_by_zone
 from ..institutions import load_institutions
 from ..io import (
@@ -95,6 +96,10 @@ class Case:
         (:data:`planner.norms.DEFAULT_NORMS_PATH`).
     norms_enabled
         Check the norms per district (only with boundaries); False: no ``norms.csv``.
+    credits
+        The user's credits of the inputs, ``((role, text), ...)`` (a dict is accepted), e.g.
+        ``{"population": "第七次全国人口普查 census 2020"}``; they win over the credits planner finds
+        itself (see :mod:`planner.credits`) in the summary's ``credits``.
 
     Examples
     --------
@@ -129,10 +134,12 @@ fix: give a value between 0.5 and 150 km/h
     allocation: str = "optimal"
     norms: str | os.PathLike[str] | None = None
     norms_enabled: bool = True
+    credits: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         check_mode(self.mode)
         set_ = object.__setattr__
+        set_(self, "credits", check_user_credits(self.credits))
         set_(self, "minutes", check_minutes(settings.THRESHOLDS_MINUTES if self.minutes is None else self.minutes))
         set_(self, "max_snap_m", check_limit("max_snap_m", settings.MAX_SNAP_M if self.max_snap_m is None
                                              else self.max_snap_m))
@@ -151,7 +158,7 @@ fix: give a value between 0.5 and 150 km/h
 
 # the two halves of a Case, as a scenario file's [inputs] and [analysis] tables
 INPUT_FIELDS = ("network", "institutions", "population", "boundaries", "coords", "population_coords",
-                "population_label")
+                "population_label", "credits")
 ANALYSIS_FIELDS = ("mode", "minutes", "speed_kph", "max_snap_m", "cell_size_m", "isochrones", "capacity_column",
                    "persons_per_unit", "allocation", "norms", "norms_enabled")
 
@@ -187,7 +194,46 @@ def check_capacity_options(*, capacity_column: str | None, persons_per_unit: flo
 def analysis_options(case: Case) -> dict[str, Any]:
     """Return the capacity and norms settings of `case`, as keywords of :func:`planner.pipeline.analyse_case`."""
     return {"capacity_column": case.capacity_column, "persons_per_unit": case.persons_per_unit,
-            "allocation": case.allocation, "norms": case.norms if case.norms_enabled else False}
+            "allocation": case.allocation, "norms": case.norms if case.norms_enabled else False,
+            "credits": case.credits}
+
+
+def summary_credits(options: dict[str, Any], user: Any = None, **inputs: Any) -> list[dict[str, Any]]:
+    """Return a run summary's ``credits``: the one place where they are made (see :mod:`planner.credits`).
+
+    Parameters
+    ----------
+    options
+        The loaded case's options (:attr:`CaseInputs.options`): its network, institutions, population and
+        boundaries files.
+    user
+        The user's credits (:attr:`Case.credits`, ``--credit``, a scenario's ``credits``).
+    **inputs
+        The run's other input files by role (``candidates``, ``leads``, ``competitors``, ``suitability``,
+        ``exclusion``), None when not used.
+
+    Returns
+    -------
+    credits
+        One entry per source, with the roles that use it.
+    """
+    files = {k: options.get(k) for k in ("network", "institutions", "population", "boundaries")}
+    return case_credits({**files, **inputs}, user)
+
+
+def scenario_credits(raw: dict[str, Any], *, fail: Any, key: str = "inputs.credits") -> tuple[tuple[str, str], ...]:
+    """Read a scenario or batch file's ``credits = {population = "...", ...}`` (role -> text).
+
+    `fail(key, problem, fix)` returns the error to raise, naming the file and line.
+    """
+    value = raw["credits"]
+    if not isinstance(value, dict):
+        raise fail(key, f"must be a table of role = \"text\", not {value!r}",
+                   'write credits = {population = "统计局 census 2020"}')
+    try:
+        return check_user_credits(value, where=key)
+    except InvalidValueError as exc:
+        raise fail(key, str(exc).split(": ", 1)[1].split("; fix:")[0], str(exc).split("; fix: ")[-1]) from None
 
 
 def scenario_analysis_keys(raw: dict[str, Any], *, fail: Any, folder: Path) -> dict[str, Any]:

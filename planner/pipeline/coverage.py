@@ -32,7 +32,7 @@ from ..network import RoadNetwork, network_stats, roads_from_graph
 from ..norms import Norms
 from ..travel_time import CompiledNetwork, compile_network, snap_points
 from . import resources
-from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones, analysis_options
+from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones, analysis_options, summary_credits
 from .summary import CoverageSummary
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ def analyse_case(
     persons_per_unit: float | None = None,
     allocation: str = "optimal",
     norms: str | os.PathLike[str] | Norms | bool | None = None,
+    credits: Any = None,
 ) -> CoverageRun:
     """Compute coverage for a loaded case, optionally with an edited network or institutions.
 
@@ -151,6 +152,9 @@ def analyse_case(
     norms
         Norms checked per district when the case has boundaries: a norms file, loaded
         :class:`~planner.norms.Norms`, None for the shipped default, or False for none.
+    credits
+        The user's credits of the inputs, role -> text (see :attr:`~planner.pipeline.Case.credits`); the
+        summary's ``credits`` list them with those found for the input files.
 
     Returns
     -------
@@ -185,7 +189,7 @@ def analyse_case(
     iso = layers.per_institution if layers is not None else _empty_isochrones()
     dist_gdf = _district_layer(case, summary)
     summary = _coverage_report(case, roads, net, inst, summary, mode=mode, speed_kph=speed_kph, access_kph=access_kph,
-                               population_label=population_label, t0=t0)
+                               population_label=population_label, t0=t0, credits=credits)
     loaded = resources.run_norms(norms)
     alloc = _allocation(case, net, inst, cov, summary, cells_snapped=snap_c, institutions_snapped=snap_f,
                         max_minutes=max(mins), capacity_column=capacity_column, persons_per_unit=persons_per_unit,
@@ -256,7 +260,7 @@ def _district_layer(case: CaseInputs, summary: dict[str, Any]) -> gpd.GeoDataFra
 def _coverage_report(case: CaseInputs, roads: RoadNetwork, net: CompiledNetwork, inst: gpd.GeoDataFrame,
                      summary: dict[str, Any], *,
                      mode: str, speed_kph: float | None, access_kph: float, population_label: str,
-                     t0: float) -> CoverageSummary:
+                     t0: float, credits: Any = None) -> CoverageSummary:
     """Return the summary of a coverage run: `summary` with the run's options, study area, network and inputs."""
     n_out = int((inst["snap_status"] == "outside_study_area").sum())
     summary["institutions"]["outside_study_area"] = n_out
@@ -283,6 +287,7 @@ def _coverage_report(case: CaseInputs, roads: RoadNetwork, net: CompiledNetwork,
         },
         "network": network_stats(roads),
         "inputs": {k: case.options.get(k) for k in _INPUT_KEYS},
+        "credits": summary_credits(case.options, credits),
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
 
@@ -308,6 +313,7 @@ def run_coverage(
     allocation: str = "optimal",
     norms: str | os.PathLike[str] | None = None,
     norms_enabled: bool = True,
+    credits: Any = None,
 ) -> CoverageRun:
     """Run the 15-minute coverage analysis on files.
 
@@ -347,6 +353,9 @@ def run_coverage(
         Show progress bars.
     capacity_column, persons_per_unit, allocation, norms, norms_enabled
         Capacity-limited coverage and norms per district (see :class:`~planner.pipeline.Case`).
+    credits
+        The user's credits of the inputs, e.g. ``{"population": "统计局 census 2020"}`` (see
+        :attr:`~planner.pipeline.Case.credits`).
 
     Returns
     -------
@@ -362,7 +371,7 @@ def run_coverage(
                 speed_kph=speed_kph, minutes=minutes, coords=coords, population_coords=population_coords,
                 max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label,
                 isochrones=with_isochrones, capacity_column=capacity_column, persons_per_unit=persons_per_unit,
-                allocation=allocation, norms=norms, norms_enabled=norms_enabled)
+                allocation=allocation, norms=norms, norms_enabled=norms_enabled, credits=credits or ())
     return run_case(case, progress=progress)
 
 

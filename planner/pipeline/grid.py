@@ -30,7 +30,7 @@ from ..institutions import load_institutions
 from ..io import OSM_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input, read_table
 from ..travel_time import CompiledNetwork, od_travel_times, snap_points
 from . import resources
-from .case import _INPUT_KEYS, Case, CaseInputs, _institutions_with_capacity, _warnings_logged
+from .case import _INPUT_KEYS, Case, CaseInputs, _institutions_with_capacity, _warnings_logged, summary_credits
 from .summary import GridSummary
 
 logger = logging.getLogger(__name__)
@@ -229,6 +229,7 @@ def run_grids(
     population_label: str = "population",
     norms: str | os.PathLike[str] | None = None,
     norms_enabled: bool = True,
+    credits: Any = None,
 ) -> GridRun:
     """Divide the city into consortium grids (网格化布局), one per lead hospital.
 
@@ -284,6 +285,8 @@ def run_grids(
     norms, norms_enabled
         Norms file checked per district with boundaries (None: the shipped default), and whether
         to check them (see :class:`~planner.pipeline.Case`).
+    credits
+        The user's credits of the inputs, role -> text (see :attr:`~planner.pipeline.Case.credits`).
 
     Returns
     -------
@@ -300,7 +303,8 @@ def run_grids(
     case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
                 speed_kph=speed_kph, minutes=(accessibility_minutes,), coords=coords,
                 population_coords=population_coords, max_snap_m=max_snap_m, cell_size_m=cell_size_m,
-                population_label=population_label, isochrones=False, norms=norms, norms_enabled=norms_enabled)
+                population_label=population_label, isochrones=False, norms=norms, norms_enabled=norms_enabled,
+                credits=credits or ())
     return grid_case(case, leads=leads, lead_tiers=lead_tiers, capacity_column=capacity_column, tolerance=tolerance,
                      fixed=fixed, contiguity=contiguity, time_limit_s=time_limit_s, method=method, max_nodes=max_nodes,
                      accessibility_minutes=accessibility_minutes)
@@ -410,6 +414,7 @@ def grid_case(
         "inputs": {**{k: inputs.options.get(k) for k in _INPUT_KEYS},
                    "leads": None if leads is None else str(leads),
                    "fixed": None if fixed is None or isinstance(fixed, dict) else str(fixed)},
+        "credits": summary_credits(inputs.options, case.credits, leads=leads),
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
     norms_table = _grid_norms(inputs, net, inst, snap_cells, case=case, summary=summary)

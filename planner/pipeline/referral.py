@@ -32,7 +32,7 @@ from .._version import __version__
 from ..io import MANIFEST_NAME, OSM_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input, read_vector
 from ..referral import referral_routes, referral_summary, referral_times
 from ..travel_time import CompiledNetwork, nearest_facility_times, snap_points
-from .case import _INPUT_KEYS, Case, CaseInputs
+from .case import _INPUT_KEYS, Case, CaseInputs, summary_credits
 from .grid import _dedupe_leads, _grid_leads
 from .summary import ReferralSummary
 
@@ -92,6 +92,7 @@ def run_referral(
     max_snap_m: float | None = None,
     cell_size_m: float | None = None,
     population_label: str = "population",
+    credits: Any = None,
 ) -> ReferralRun:
     """Referral times from every institution of the from-tiers to the nearest of the to-tiers (and its own lead).
 
@@ -114,6 +115,8 @@ def run_referral(
         lead of the grid it is a member of. Not with `leads`.
     population_label
         What the population counts.
+    credits
+        The user's credits of the inputs, role -> text (see :attr:`~planner.pipeline.Case.credits`).
 
     Returns
     -------
@@ -138,7 +141,8 @@ def run_referral(
     """
     case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
                 speed_kph=speed_kph, minutes=(max_minutes,), coords=coords, population_coords=population_coords,
-                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label, isochrones=False)
+                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label, isochrones=False,
+                credits=credits or ())
     return referral_case(case, from_tiers=from_tiers, to_tiers=to_tiers, max_minutes=max_minutes, leads=leads, grid=grid)
 
 
@@ -205,6 +209,7 @@ def referral_case(
         "max_snap_m": inputs.max_snap_m,
         "inputs": {**{k: inputs.options.get(k) for k in _INPUT_KEYS},
                    "leads": None if leads is None else str(leads), "grid": None if grid is None else str(grid)},
+        "credits": summary_credits(inputs.options, case.credits, leads=leads),
         "runtime_s": round(time.perf_counter() - t0, 2),
     }
     return ReferralRun(case=inputs, net=net, table=table, routes=routes, leads=lead_gdf, summary=summary)

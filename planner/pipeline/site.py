@@ -33,7 +33,15 @@ from ..coverage import assign_districts
 from ..io import RASTER_SUFFIXES, TABLE_SUFFIXES, VECTOR_SUFFIXES, check_input
 from ..isochrones import compute_isochrones
 from ..travel_time import CompiledNetwork, od_travel_times, snap_points
-from .case import _INPUT_KEYS, Case, CaseInputs, _empty_isochrones, _institutions_with_capacity, _warnings_logged
+from .case import (
+    _INPUT_KEYS,
+    Case,
+    CaseInputs,
+    _empty_isochrones,
+    _institutions_with_capacity,
+    _warnings_logged,
+    summary_credits,
+)
 from .summary import SitingSummary
 
 logger = logging.getLogger(__name__)
@@ -113,6 +121,7 @@ def run_siting(
     time_limit_s: float = settings.SITING_TIME_LIMIT_S,
     population_label: str = "population",
     progress: bool = False,
+    credits: Any = None,
 ) -> SitingRun:
     """Suggest new branch sites (分支机构) with the existing institutions kept open.
 
@@ -195,6 +204,8 @@ def run_siting(
         What the population counts.
     progress
         Show progress bars.
+    credits
+        The user's credits of the inputs, role -> text (see :attr:`~planner.pipeline.Case.credits`).
 
     Returns
     -------
@@ -209,7 +220,8 @@ def run_siting(
     """
     case = Case(network=network, institutions=institutions, population=population, boundaries=boundaries, mode=mode,
                 speed_kph=speed_kph, minutes=(max_minutes,), coords=coords, population_coords=population_coords,
-                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label, isochrones=True)
+                max_snap_m=max_snap_m, cell_size_m=cell_size_m, population_label=population_label, isochrones=True,
+                credits=credits or ())
     return site_case(case, candidates=candidates, n_sites=n_sites, target_pct=target_pct, objective=objective,
                      max_minutes=max_minutes, candidates_coords=candidates_coords, service_tiers=service_tiers,
                      candidate_spacing_m=candidate_spacing_m, min_spacing_m=min_spacing_m,
@@ -323,6 +335,10 @@ def site_case(
         "cell_size_m": cell_size_m,
         "inputs": {**{k: inputs.options.get(k) for k in _INPUT_KEYS},
                    "candidates": str(candidates), "candidates_coords": candidates_coords},
+        "credits": summary_credits(inputs.options, case.credits, competitors=competitors, suitability=suitability,
+                                   exclusion=[str(e) for e in exclude],
+                                   candidates=None if str(candidates) == "nodes"
+                                   or str(candidates).startswith("institutions:") else str(candidates)),
         **roles,
         "runtime_s": round(time.perf_counter() - t0, 2),
     }

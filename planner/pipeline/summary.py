@@ -35,6 +35,7 @@ __all__ = [
     "CoverageInputs",
     "CoverageInstitutions",
     "CoverageSummary",
+    "CreditRow",
     "DistrictCoverage",
     "EditAddInstitution",
     "EditChangeTier",
@@ -99,6 +100,15 @@ class CoverageInputs(TypedDict):
     boundaries: str | None  # path of the district polygons, None without
     coords: str | None  # datum of the institutions' coordinates: wgs84, gcj02 or bd09
     population_coords: str | None  # datum of the population's coordinates
+
+
+class CreditRow(TypedDict):
+    """The credit of one source of a run's data (:func:`planner.credits.case_credits`)."""
+
+    inputs: list[str]  # input roles using it: network, institutions, population, boundaries, candidates, leads, ...
+    text: str  # the credit to display (or that the source was not given, and how to give it)
+    licence: str | None  # its licence, e.g. "ODbL 1.0" (None: not known or given with the text)
+    url: str | None  # where the licence or source is stated (None: not known)
 
 
 # ---------------------------------------------------------------------------------------------------- coverage
@@ -312,6 +322,7 @@ class _CoverageSummaryBase(TypedDict):
     study_area: StudyArea  # the area the run speaks for
     network: NetworkStats  # the road network
     inputs: CoverageInputs  # the input files
+    credits: list[CreditRow]  # the data's sources and licences, one row per source
     runtime_s: float  # seconds, loading included
 
 
@@ -491,6 +502,7 @@ class _SitingSummaryBase(TypedDict):
     counts: SitingCounts  # model sizes
     cell_size_m: float | None  # demand cell size, metres (None: the population's own points or cells)
     inputs: SitingInputs  # the input files
+    credits: list[CreditRow]  # the data's sources and licences, one row per source
     runtime_s: float  # seconds, loading included
 
 
@@ -644,6 +656,7 @@ class _GridSummaryBase(TypedDict):
     accessibility: GridAccessibility  # the E2SFCA index
     by_district: list[GridDistrictRow]  # one row per district ([] without boundaries)
     inputs: GridInputs  # the input files
+    credits: list[CreditRow]  # the data's sources and licences, one row per source
     runtime_s: float  # seconds, loading included
 
 
@@ -728,6 +741,7 @@ class _ReferralSummaryBase(TypedDict):
     n_leads: int  # lead hospitals (0 without)
     max_snap_m: float  # largest distance from a point to a road, metres
     inputs: ReferralInputs  # the input files
+    credits: list[CreditRow]  # the data's sources and licences, one row per source
     runtime_s: float  # seconds, loading included
 
 
