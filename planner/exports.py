@@ -6,7 +6,7 @@ aside and swapped in whole (see :func:`planner.io.output_dir`):
 
 * :func:`write_coverage_outputs` - ``summary.json``, ``cells.gpkg``,
   ``institutions.gpkg``, ``isochrones.gpkg`` (and ``districts.gpkg``),
-  ``map.html``, ``map.png``;
+  the summary tables as ``tables.xlsx`` and CSV, ``map.html``, ``map.png``;
 * :func:`write_siting_outputs` - ``sites.csv``, ``sites.gpkg``,
   ``marginal_curve.csv``, ``summary.json``, ``map.html``;
 * :func:`write_grid_outputs` - ``grids.gpkg``, ``assignment.csv``,
@@ -19,11 +19,14 @@ aside and swapped in whole (see :func:`planner.io.output_dir`):
 * :func:`write_comparison_outputs` - the differences of two scenario runs;
 * :func:`write_summary` - ``summary.json`` (every writer above uses it).
 
-Table headers are bilingual ("覆盖率 coverage (%)") so that they can be pasted
-into Chinese reports as they are. CSV files are written as UTF-8 with a byte
-order mark, which Excel needs to show Chinese correctly. Both go through
-:func:`planner.io.write_csv` and :func:`planner.io.write_xlsx`, which make any
-text a spreadsheet would run as a formula inert.
+Every CSV and XLSX table leaves through :mod:`planner.tables`: bilingual
+headers with the unit ("覆盖率(%) coverage (%)"), so that they can be pasted
+into Chinese reports as they are; persons as whole persons, percentages and
+minutes to 0.1, km to 0.01, with parts rounded so that they still add up to
+their totals (``summary.json`` keeps full precision). CSV files are written as
+UTF-8 with a byte order mark, which Excel needs to show Chinese correctly. Both
+go through :func:`planner.io.write_csv` and :func:`planner.io.write_xlsx`, which
+make any text a spreadsheet would run as a formula inert.
 """
 
 from __future__ import annotations
@@ -36,32 +39,31 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from . import maps, settings
-from .io import check_output_dir, output_dir, write_csv, write_json, write_xlsx
+from . import maps, tables
+from .credits import credit_lines
+from .io import check_output_dir, output_dir, write_csv, write_json
 from .norms import norms_table
 from .pipeline import CoverageRun, GridRun, ReferralRun, SitingRun, resources
 from .pipeline.summary import Summary
 from .scenarios import CaseCache, Scenario, compare_runs, load_scenario, run_scenario, scenario_input_files
 
-HEADERS: dict[str, str] = {
-    "minutes": "阈值(分钟) threshold (min)",
-    "population_covered": "覆盖人口 population covered",
-    "coverage_pct": "覆盖率 coverage (%)",
-    "tier": "机构等级 tier",
-    "label_zh": "等级说明 tier (zh)",
-    "institutions": "机构数 institutions",
-    "population_nearest_covered": "最近机构为该等级且覆盖的人口 covered, nearest of this tier",
-    "district": "区县 district",
-    "population": "研究区人口 population (study area)",
-    "gap_population": "缺口人口 gap population",
-    "mean_travel_time_min": "平均出行时间(分钟) mean travel time (min)",
-    "district_population_total": "区县总人口 district population",
-    "share_in_study_area_pct": "研究区内人口占比 share in study area (%)",
-}
+
+def _summary_frames(summary: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Return the computed summary tables of a coverage run, by schema name (:data:`planner.tables.SCHEMAS`)."""
+    frames = {
+        "thresholds": pd.DataFrame(summary["thresholds"]),
+        "by_tier": pd.DataFrame([{"tier": t, **v} for t, v in summary["by_tier"].items()]),
+    }
+    if summary.get("by_district"):  # only with boundaries
+        frames["by_district"] = pd.DataFrame(summary["by_district"])
+    cap = summary.get("capacity")
+    if cap and cap.get("by_district"):
+        frames["capacity_by_district"] = pd.DataFrame(cap["by_district"])
+    return frames
 
 
 def summary_tables(summary: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """Turn a run summary into report tables with bilingual headers.
+    """Turn a run summary into report tables: bilingual headers with units, rounded (:func:`planner.tables.report_table`).
 
     Parameters
     ----------
@@ -71,17 +73,33 @@ def summary_tables(summary: dict[str, Any]) -> dict[str, pd.DataFrame]:
     Returns
     -------
     tables
-        ``thresholds``, ``by_tier`` and ``by_district`` DataFrames.
+        ``thresholds`` and ``by_tier`` DataFrames; with boundaries ``by_district``, and ``capacity_by_district``
+        (persons served, out of reach and over capacity per district) for a run with capacities too.
     """
-    thresholds = pd.DataFrame(summary["thresholds"])
-    by_tier = pd.DataFrame([{"tier": t, **v} for t, v in summary["by_tier"].items()])
-    by_district = pd.DataFrame(summary["by_district"])
-    tables = {"thresholds": thresholds, "by_tier": by_tier, "by_district": by_district}
-    return {k: v.rename(columns=HEADERS) for k, v in tables.items()}
+    return {k: tables.report_table(v, k) for k, v in _summary_frames(summary).items()}
+
+
+def about_lines(summary: dict[str, Any]) -> list[str]:
+    """Return the lines of a ``tables.xlsx`` ``about`` sheet: the run, how its tables are rounded, its data's credits."""
+    minutes = summary.get("max_minutes")
+    scenario = summary.get("scenario") or {}
+    lines = [f"情景 scenario: {scenario.get('title') or scenario.get('name')}"] if scenario.get("name") else []
+    lines += [
+        f"出行方式 mode: {summary.get('mode')}; 阈值 threshold: {minutes:g} 分钟 min" if isinstance(minutes, (int, float))
+        else f"出行方式 mode: {summary.get('mode')}",
+        f"人口口径 population: {summary.get('population_unit', '')}",
+        "取整 rounding: 人数取整, 百分比与分钟保留1位小数, 公里保留2位; 分项按最大余数法取整, 与合计一致 "
+        "persons whole, % and minutes to 0.1, km to 0.01; parts rounded (largest remainder) to add up to their "
+        "totals; full precision in summary.json",
+        f"planner {summary.get('planner_version', '')}".strip(),
+        "数据来源 credits:",
+        *credit_lines(summary.get("credits")),
+    ]
+    return lines
 
 
 def write_tables(summary: dict[str, Any], folder: Path) -> list[Path]:
-    """Write the summary tables as ``tables.xlsx`` (one sheet each) and one CSV each.
+    """Write the summary tables as ``tables.xlsx`` (an ``about`` sheet, then one sheet each) and one CSV each.
 
     Parameters
     ----------
@@ -93,21 +111,13 @@ def write_tables(summary: dict[str, Any], folder: Path) -> list[Path]:
     Returns
     -------
     paths
-        Files written.
+        Files written: ``tables.xlsx``, ``thresholds.csv``, ``by_tier.csv``; with boundaries ``by_district.csv``
+        (and ``capacity_by_district.csv`` with capacities too).
     """
-    tables = summary_tables(summary)
-    paths = []
-    xlsx = folder / "tables.xlsx"
-    note = pd.DataFrame({"说明 note": [
-        f"人口口径 population: {summary.get('population_unit', '')}",
-        f"出行方式 mode: {summary.get('mode')}; 阈值 threshold: {summary.get('max_minutes')} min",
-        settings.ATTRIBUTION_OSM,
-        settings.ATTRIBUTION_WORLDPOP,
-    ]})
-    write_xlsx({"about": note, **tables}, xlsx)
-    paths.append(xlsx)
-    for name, df in tables.items():
-        paths.append(write_csv(df, folder / f"{name}.csv"))
+    frames = _summary_frames(summary)
+    paths = [tables.write_tables(frames, folder / "tables.xlsx", about=about_lines(summary))]
+    for name, df in frames.items():
+        paths.append(tables.write_table(df, folder / f"{name}.csv", name))
     return paths
 
 
@@ -138,14 +148,6 @@ def write_geopackage(run: CoverageRun, path: Path) -> Path:
     return path
 
 
-def served_headers(max_minutes: float) -> dict[str, str]:
-    """Bilingual headers of ``served.csv`` (:func:`planner.pipeline.resources.served_table`)."""
-    return {"facility_id": "机构编号 facility_id", "name": "机构名称 name", "tier": "机构等级 tier",
-            "capacity": "服务能力(人) capacity (persons)",
-            "demand_within_t": f"{max_minutes:g}分钟内需求人口 demand within {max_minutes:g} min",
-            "served": "服务人口 served (persons)", "utilisation_pct": "利用率 utilisation (%)"}
-
-
 def write_resource_outputs(run: CoverageRun | GridRun, folder: Path, *, gpkg: Path | None = None) -> list[Path]:
     """Write a run's capacity and norms outputs, those it has: ``served.csv``, ``norms.csv``, the residual layer.
 
@@ -158,7 +160,7 @@ def write_resource_outputs(run: CoverageRun | GridRun, folder: Path, *, gpkg: Pa
     alloc = getattr(run, "allocation", None)
     if alloc is not None:
         table = resources.served_table(alloc, run.institutions)
-        paths.append(write_csv(table.rename(columns=served_headers(alloc.max_minutes)), folder / "served.csv"))
+        paths.append(tables.write_table(table, folder / "served.csv", "served"))
         if gpkg is not None:
             residual = run.residual_unserved.reset_index()
             residual.to_file(gpkg, layer="residual_unserved", driver="GPKG")
@@ -202,8 +204,8 @@ def write_coverage_outputs(
     out: str | os.PathLike[str],
     *,
     title: str | None = None,
-    basemap: str = "osm",
-    offline: bool = False,
+    basemap: str = "auto",
+    offline: bool = True,
     force: bool = False,
 ) -> list[Path]:
     """Write a run's tables, layers and map into `out`, atomically.
@@ -217,10 +219,12 @@ def write_coverage_outputs(
     title
         Map title.
     basemap
-        Basemap of ``map.html``: ``osm``, ``amap`` (overlays moved to GCJ-02),
-        ``tianditu`` (needs ``TIANDITU_KEY``) or ``none``.
+        Basemap of ``map.html``: ``auto`` (``amap`` inside China, ``osm``
+        elsewhere), ``osm``, ``amap`` (overlays moved to GCJ-02), ``tianditu``
+        (needs ``TIANDITU_KEY``) or ``none``.
     offline
-        Inline Leaflet into ``map.html`` so that it opens with no network.
+        Inline Leaflet into ``map.html`` so that it opens with no network
+        (the default; False loads it from a public CDN).
     force
         Replace `out` even if it holds files planner did not write (see
         :func:`planner.io.check_output_dir`).
@@ -230,7 +234,9 @@ def write_coverage_outputs(
     paths
         The files written (in `out`): ``cells.gpkg``, ``institutions.gpkg``,
         ``isochrones.gpkg``, ``districts.gpkg`` (with boundaries),
-        ``map.html``, ``map.png`` and ``summary.json``; with capacities also
+        ``tables.xlsx``, ``thresholds.csv``, ``by_tier.csv``, ``by_district.csv``
+        (with boundaries; see :func:`write_tables`), ``map.html``, ``map.png`` and
+        ``summary.json``; with capacities also
         ``served.csv`` and the layer ``residual_unserved`` in ``cells.gpkg``,
         with boundaries and norms on ``norms.csv`` (see :func:`write_resource_outputs`).
 
@@ -245,6 +251,7 @@ def write_coverage_outputs(
     maps.get_basemap(basemap)  # fail before writing anything
     with output_dir(out, kind="coverage", inputs=run.summary.get("inputs", {}), force=force) as tmp:
         _write_layers(run, tmp)
+        write_tables(run.summary, tmp)
         write_resource_outputs(run, tmp, gpkg=tmp / "cells.gpkg")
         m = maps.render_coverage_map(run, title=title, basemap=basemap, offline=offline)
         maps.save_map(m, tmp / "map.html")
@@ -287,7 +294,7 @@ def _write_layers(run: CoverageRun, folder: Path) -> list[Path]:
 
 
 def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: str | None = None,
-                         basemap: str = "osm", offline: bool = False, force: bool = False) -> list[Path]:
+                         basemap: str = "auto", offline: bool = True, force: bool = False) -> list[Path]:
     """Write a siting run: ``sites.csv``, ``sites.gpkg``, ``summary.json``, ``map.html``, atomically.
 
     Parameters
@@ -313,14 +320,14 @@ def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: 
     with output_dir(out, kind="siting", inputs=run.summary.get("inputs", {}), force=force) as tmp:
         cols = ["rank", "name", "lon", "lat", "added_population", "cumulative_pct", "adds_population"] + (
             ["district"] if "district" in run.sites else [])
-        table = run.sites[cols].reset_index()
-        write_csv(table, tmp / "sites.csv")
+        tables.write_table(run.sites[cols].reset_index(), tmp / "sites.csv", "sites")
         run.sites.reset_index().to_file(tmp / "sites.gpkg", layer="sites", driver="GPKG")
         run.cells.reset_index().to_file(tmp / "sites.gpkg", layer="cells", driver="GPKG")
         if len(run.isochrones):
             run.isochrones.to_file(tmp / "sites.gpkg", layer="isochrones", driver="GPKG")
         if run.curve is not None:
-            write_csv(run.curve.drop(columns=["sites"]), tmp / "marginal_curve.csv", index=True)
+            tables.write_table(run.curve.drop(columns=["sites"]), tmp / "marginal_curve.csv", "marginal_curve",
+                               index=True)
         maps.save_map(maps.render_siting_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
         write_summary(run.summary, tmp)
         return _written(tmp, out)
@@ -329,28 +336,12 @@ def write_siting_outputs(run: SitingRun, out: str | os.PathLike[str], *, title: 
 # ---------------------------------------------------------------------------------------------- grids
 
 
-GRID_HEADERS = {
-    "facility_id": "牵头医院编号 lead id",
-    "name": "牵头医院 lead hospital",
-    "population": "网格人口 population",
-    "capacity_share": "容量份额 capacity share",
-    "target_population": "目标人口 target population",
-    "load_ratio": "负荷比 load ratio",
-    "baseline_population": "就近划分人口 nearest-lead population",
-    "baseline_load_ratio": "就近划分负荷比 nearest-lead load ratio",
-    "mean_travel_time_min": "平均出行时间(分钟) mean travel time (min)",
-    "p95_travel_time_min": "95%出行时间(分钟) 95th pct travel time (min)",
-    "max_travel_time_min": "最长出行时间(分钟) max travel time (min)",
-    "n_cells": "单元数 cells",
-    "members": "成员机构数 members",
-    "capacity_per_1000": "每千人容量 capacity per 1,000",
-}
-ASSIGNMENT_COLUMNS = ("lon", "lat", "population", "district", "lead_id", "lead_name", "travel_time_min", "baseline_lead_id",
-                      "baseline_lead_name", "baseline_travel_time_min", "moved", "accessibility_per_1000")
+ASSIGNMENT_COLUMNS = tuple(c for c in tables.SCHEMAS["assignment"].columns if c != "cell_id")  # those the cells have
+GRID_COLUMNS = tuple(tables.SCHEMAS["grids"].columns)  # those the grids have, in this order
 
 
 def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str | None = None,
-                       basemap: str = "osm", offline: bool = False, force: bool = False) -> list[Path]:
+                       basemap: str = "auto", offline: bool = True, force: bool = False) -> list[Path]:
     """Write a grid run atomically: ``grids.gpkg``, ``assignment.csv``, ``grids.csv``, ``summary.json``, ``map.html``.
 
     Parameters
@@ -382,13 +373,13 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
             run.members.reset_index().to_file(gpkg, layer="members", driver="GPKG")
         cells = run.cells.copy()
         centre = cells.geometry.to_crs(run.net.crs).centroid.to_crs("EPSG:4326")
-        cells["lon"], cells["lat"] = centre.x.round(6), centre.y.round(6)
-        write_csv(cells[[c for c in ASSIGNMENT_COLUMNS if c in cells.columns]], tmp / "assignment.csv", index=True)
-        keep = [c for c in GRID_HEADERS if c in run.grids.columns or c == "facility_id"]
-        table = run.grids.drop(columns="geometry").reset_index()[keep]
-        write_csv(table.rename(columns=GRID_HEADERS), tmp / "grids.csv")
+        cells["lon"], cells["lat"] = centre.x, centre.y
+        tables.write_table(cells[[c for c in ASSIGNMENT_COLUMNS if c in cells.columns]], tmp / "assignment.csv",
+                           "assignment", index=True)
+        grids = run.grids.drop(columns="geometry").reset_index()
+        tables.write_table(grids[[c for c in GRID_COLUMNS if c in grids.columns]], tmp / "grids.csv", "grids")
         if run.districts is not None:
-            write_csv(run.districts, tmp / "districts.csv", index=True)
+            tables.write_table(run.districts, tmp / "districts.csv", "districts", index=True)
         write_resource_outputs(run, tmp)
         maps.save_map(maps.render_grid_map(run, title=title, basemap=basemap, offline=offline), tmp / "map.html")
         write_summary(run.summary, tmp)
@@ -398,13 +389,11 @@ def write_grid_outputs(run: GridRun, out: str | os.PathLike[str], *, title: str 
 # ------------------------------------------------------------------------------------------- referral
 
 
-REFERRAL_CSV_COLUMNS = ("from_id", "from_name", "from_tier", "to_id", "to_name", "to_tier", "travel_time_min", "distance_km",
-                        "within_threshold", "status", "district", "lead_id", "lead_name", "lead_tier", "lead_travel_time_min",
-                        "lead_distance_km", "lead_within_threshold", "lead_status")  # those the table has, in this order
+REFERRAL_CSV_COLUMNS = tuple(tables.SCHEMAS["referral"].columns)  # those the table has, in this order
 
 
 def write_referral_outputs(run: ReferralRun, out: str | os.PathLike[str], *, title: str | None = None,
-                           basemap: str = "osm", offline: bool = False, force: bool = False) -> list[Path]:
+                           basemap: str = "auto", offline: bool = True, force: bool = False) -> list[Path]:
     """Write a referral run atomically: ``referral.csv``, ``routes.gpkg``, ``summary.json``, ``map.html``.
 
     Parameters
@@ -424,21 +413,15 @@ def write_referral_outputs(run: ReferralRun, out: str | os.PathLike[str], *, tit
     -------
     paths
         The files written (in `out`). ``referral.csv`` has one row per
-        from-institution (times in minutes to 0.01, distances in km to
-        0.001; empty where not routed, with the reason in ``status``);
+        from-institution (times in minutes to 0.1, distances in km to
+        0.01; empty where not routed, with the reason in ``status``);
         ``routes.gpkg`` has the layers ``routes`` (the route lines) and
         ``institutions`` (the from- and to-institutions with their role).
     """
     maps.get_basemap(basemap)
     with output_dir(out, kind="referral", inputs=run.summary.get("inputs", {}), force=force) as tmp:
-        table = run.table[[c for c in REFERRAL_CSV_COLUMNS if c in run.table.columns]].copy()
-        for col in ("travel_time_min", "lead_travel_time_min"):
-            if col in table:
-                table[col] = table[col].round(2)
-        for col in ("distance_km", "lead_distance_km"):
-            if col in table:
-                table[col] = table[col].round(3)
-        write_csv(table, tmp / "referral.csv")
+        table = run.table[[c for c in REFERRAL_CSV_COLUMNS if c in run.table.columns]]
+        tables.write_table(table, tmp / "referral.csv", "referral")
         gpkg = tmp / "routes.gpkg"
         routes = run.routes if len(run.routes) else gpd.GeoDataFrame(
             {"kind": pd.Series([], dtype=str)}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
@@ -465,8 +448,8 @@ def _referral_places(run: ReferralRun) -> gpd.GeoDataFrame:
 # ------------------------------------------------------------------------------------------ scenarios
 
 
-def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: str | os.PathLike[str], *, basemap: str = "osm",
-                           offline: bool = False, force: bool = False) -> list[Path]:
+def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: str | os.PathLike[str], *, basemap: str = "auto",
+                           offline: bool = True, force: bool = False) -> list[Path]:
     """Write a scenario run: summary, tables (CSV/XLSX), one GeoPackage, maps, the scenario itself.
 
     Parameters
@@ -487,8 +470,8 @@ def write_scenario_outputs(run: CoverageRun, scenario: Scenario, out: str | os.P
     -------
     paths
         The files written (in `out`): ``<name>.gpkg``, ``tables.xlsx``,
-        ``thresholds.csv``, ``by_tier.csv``, ``by_district.csv``,
-        ``map.html``, ``map.png``, ``scenario.json`` and ``summary.json``; ``served.csv``
+        ``thresholds.csv``, ``by_tier.csv``, ``by_district.csv`` (with boundaries; see
+        :func:`write_tables`), ``map.html``, ``map.png``, ``scenario.json`` and ``summary.json``; ``served.csv``
         and ``norms.csv`` as for :func:`write_coverage_outputs` (the residual layer
         goes into ``<name>.gpkg``).
     """
@@ -515,8 +498,8 @@ def write_comparison_outputs(
     titles: tuple[str, str],
     inputs: Iterable[str] = (),
     keep: Iterable[str | os.PathLike[str]] = (),
-    basemap: str = "osm",
-    offline: bool = False,
+    basemap: str = "auto",
+    offline: bool = True,
     force: bool = False,
 ) -> list[Path]:
     """Write the differences of two scenario runs, and both runs' maps side by side.
@@ -551,8 +534,9 @@ def write_comparison_outputs(
     with output_dir(out, kind="compare", inputs=inputs, force=force, keep=keep) as tmp:
         write_json(comparison, tmp / "compare.json")
         cells.reset_index().to_file(tmp / "compare_cells.gpkg", layer="cells", driver="GPKG")
-        write_csv(pd.DataFrame(comparison["by_district"]), tmp / "compare_by_district.csv")
-        write_csv(pd.DataFrame(comparison["by_tier"]), tmp / "compare_by_tier.csv")
+        for name in ("by_district", "by_tier"):
+            frame = pd.DataFrame(comparison[name], columns=None if comparison[name] else [name[3:]])
+            tables.write_table(frame, tmp / f"compare_{name}.csv", f"compare_{name}")
         maps.save_map(maps.render_compare_map(a, b, cells, comparison, title=title, basemap=basemap, offline=offline),
                       tmp / "compare_map.html")
         maps.save_map(maps.render_coverage_map(a, title=title_a, basemap=basemap, offline=offline), tmp / "map_a.html")
@@ -570,8 +554,8 @@ def compare_scenarios(
     out: str | os.PathLike[str] | None = None,
     out_root: str | os.PathLike[str] | None = "outputs",
     progress: bool = False,
-    basemap: str = "osm",
-    offline: bool = False,
+    basemap: str = "auto",
+    offline: bool = True,
     force: bool = False,
 ) -> dict[str, Any]:
     """Run two scenarios (cached), write each (unless `out_root` is None) and write their differences.

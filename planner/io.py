@@ -465,7 +465,8 @@ def _map_text(df: pd.DataFrame, fix: Any, *, index: bool) -> pd.DataFrame:
     for i in range(out.shape[1]):
         col = out.iloc[:, i]
         if _is_text_dtype(col.dtype):
-            out.isetitem(i, col.astype(object).map(lambda v: fix(v) if isinstance(v, str) else v))
+            # a list, not Series.map: map would re-infer the dtype and turn whole numbers beside a None into floats
+            out.isetitem(i, pd.Series([fix(v) if isinstance(v, str) else v for v in col], index=col.index, dtype=object))
     out.columns = _map_text_index(out.columns, fix)
     if index:
         out.index = _map_text_index(out.index, fix)

@@ -66,6 +66,7 @@ from . import settings
 from ._errors import InvalidValueError, MissingColumnError
 from ._toml import TomlSource, read_toml
 from ._validate import row_label
+from .tables import header, headers, report_table
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ _UNIT_SPELLINGS: dict[str, tuple[str, ...]] = {
     "per 1,000 residents": ("per 1,000 residents", "per 1,000", "/1,000", "每千人", "每千人口", "千人"),
     "per 10,000 residents": ("per 10,000 residents", "per 10,000", "/10,000", "每万人", "每万人口", "万人"),
 }
+# decimals of a measured value or bound in norms.csv, by its unit: residents whole, % to 0.1, ratios to 0.01
+UNIT_DECIMALS: dict[str, int] = {"residents per centre": 0, "%": 1, "per 1,000 residents": 2, "per 10,000 residents": 2}
 _COMMON_KEYS = {"id", "kind", "value", "unit", "source", "standing", "enabled", "note", "label_zh", "label_en"}
 _KIND_KEYS = {"residents_per_centre": {"tiers", "name_contains"}, "coverage": {"minutes"},
               **{k: set() for k in STAFF_KINDS}}
@@ -631,27 +634,11 @@ def check_norms(norms: Norms, *, districts_table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-_COLUMNS: dict[str, str] = {  # check_norms' columns -> the bilingual headers of norms.csv
-    "district": "区县 district",
-    "norm": "指标编号 norm id",
-    "kind": "类型 kind",
-    "label_zh": "指标 norm (中文)",
-    "label_en": "指标 norm (English)",
-    "measured": "实测值 measured",
-    "comparison": "比较 comparison",
-    "norm_value": "标准值 norm value",
-    "unit": "单位 unit",
-    "passed": "是否达标 pass/fail",
-    "shortfall": "缺口 shortfall",
-    "shortfall_unit": "缺口单位 shortfall unit",
-    "gap_zh": "差距说明 gap (中文)",
-    "gap_en": "差距说明 gap (English)",
-    "source": "来源 source",
-    "standing": "依据等级 standing",
-    "note": "备注 note",
-}
-#: Bilingual headers of ``norms.csv`` (:func:`norms_table`), like :data:`planner.exports.HEADERS`.
-NORMS_HEADERS: dict[str, str] = _COLUMNS
+_COLUMNS: tuple[str, ...] = ("district", "norm", "kind", "label_zh", "label_en", "measured", "comparison", "norm_value",
+                             "unit", "passed", "shortfall", "shortfall_unit", "gap_zh", "gap_en", "source", "standing",
+                             "note")  # check_norms' columns, in the order of norms.csv
+#: Bilingual headers of ``norms.csv`` (:func:`norms_table`), from the schema ``norms`` of :mod:`planner.tables`.
+NORMS_HEADERS: dict[str, str] = headers("norms")
 _PASSED_TEXT = {True: "达标 pass", False: "未达标 fail"}
 _NOT_CHECKED_TEXT = "未检查 not checked"
 
@@ -668,8 +655,10 @@ def norms_table(df: pd.DataFrame) -> pd.DataFrame:
     -------
     table
         The same rows; ``passed`` as ``"达标 pass"``, ``"未达标 fail"`` or ``"未检查 not checked"``;
-        measured values rounded to 0.01; headers in Chinese and English (:data:`NORMS_HEADERS`).
-        Write it with :func:`planner.io.write_csv`.
+        measured values and bounds rounded by their unit (:data:`UNIT_DECIMALS`: residents whole, % to 0.1,
+        per 1,000 to 0.01), shortfalls whole; headers in Chinese and English
+        (:data:`NORMS_HEADERS`; the schema ``norms`` of :mod:`planner.tables`). Write it with
+        :func:`planner.io.write_csv`.
 
     Examples
     --------
@@ -681,9 +670,23 @@ def norms_table(df: pd.DataFrame) -> pd.DataFrame:
     out = df[[c for c in _COLUMNS if c in df.columns]].copy()
     if "passed" in out:
         out["passed"] = [_NOT_CHECKED_TEXT if pd.isna(v) else _PASSED_TEXT[bool(v)] for v in out["passed"]]
-    if "measured" in out:
-        out["measured"] = out["measured"].round(2)
-    return out.rename(columns=_COLUMNS)
+    table = report_table(out, "norms")
+    if "unit" in out:  # each row's figures to its unit's decimals (UNIT_DECIMALS), whole ones without ".0"
+        places = [UNIT_DECIMALS.get(u, 2) for u in out["unit"]]
+        for key in ("measured", "norm_value"):
+            if key in out:
+                col = header(key, "norms")
+                table[col] = pd.Series([_per_row(v, d) for v, d in zip(table[col], places, strict=True)], index=table.index,
+                                       dtype=object)
+    return table
+
+
+def _per_row(value: Any, decimals: int) -> Any:
+    """Round one figure of norms.csv to `decimals`; a whole result is an int, a missing one stays None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return None
+    r = round(float(value), decimals)
+    return int(r) if decimals == 0 or r.is_integer() else r
 
 
 def _checked_table(districts_table: pd.DataFrame) -> pd.DataFrame:

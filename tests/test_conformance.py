@@ -60,6 +60,7 @@ from planner import InvalidValueError, datasets
 from planner.cli import app
 from planner.institutions import load_institutions
 from planner.network import load_network
+from planner.tables import read_report_csv
 
 from .test_network_clipped import clip_osm
 
@@ -472,7 +473,7 @@ def test_every_proposed_site_adds_population_or_is_marked(inputs, site_run):
     assert cum == sorted(cum)
     curve = [row["covered_population"] for row in s["marginal_curve"]]
     assert curve == sorted(curve)
-    sites_csv = pd.read_csv(out / "sites.csv", encoding="utf-8-sig")
+    sites_csv = read_report_csv(out / "sites.csv")
     assert len(sites_csv) == len(s["sites"])
     for row in s["sites"]:
         marked = row.get("adds_population") is False
@@ -510,7 +511,7 @@ def test_every_grid_is_contiguous_and_cells_are_assigned_once(inputs, grid_run):
     _ok(result, "grid --leads (leads overlapping the institutions)")
     s = _summary(out)
     cells = gpd.read_file(out / "grids.gpkg", layer="cells")
-    assignment = pd.read_csv(out / "assignment.csv", encoding="utf-8-sig")
+    assignment = read_report_csv(out / "assignment.csv")
     assert assignment["cell_id"].is_unique and cells["cell_id"].is_unique
     assert set(assignment["cell_id"]) == set(cells["cell_id"])
     _assert_cells_counted_once(cells, s["population_total"])

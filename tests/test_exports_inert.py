@@ -21,9 +21,10 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from planner import datasets
+from planner import datasets, tables
 from planner.cli import _logging_to_stderr, app
 from planner.io import FORMULA_TRIGGERS, neutralise_table, neutralise_text, write_csv, write_xlsx
+from planner.tables import read_report_csv
 
 NETWORK = datasets.get_path("guanggu_osm")  # bounds 114.49986-114.5379 E, 30.47688-30.49247 N
 POPULATION = datasets.get_path("wuhan_population")
@@ -189,26 +190,27 @@ def test_no_cell_is_a_formula(runs):
 def test_names_arrive_neutralised_and_numbers_stay_numbers(runs):
     """Institution and district names reach every table quoted; negative numbers stay bare numbers."""
     out, _ = runs
-    sites = pd.read_csv(out / "site" / "sites.csv", encoding="utf-8-sig", dtype={"facility_id": str})
+    sites = read_report_csv(out / "site" / "sites.csv", dtype={"facility_id": str})
     assert set(sites["district"]) <= {"'=1+1", "'@SUM(1)"} and len(sites) >= 1
     assert set(sites["name"]) <= {"'=1+1", "'+SUM(A1)"}  # the primary institutions were the candidates
     grids = pd.read_csv(out / "grid" / "grids.csv", encoding="utf-8-sig")
     assert set(grids["牵头医院 lead hospital"]) == {"'-2+3", "'=x"}  # "\t=x" loses its tab in loading, not its quote
-    assign = pd.read_csv(out / "grid" / "assignment.csv", encoding="utf-8-sig")
+    assign = read_report_csv(out / "grid" / "assignment.csv")
     assert set(assign["district"].dropna()) == {"'=1+1", "'@SUM(1)"}
     assert set(assign["lead_name"].dropna()) == {"'-2+3", "'=x"}
     assert set(pd.read_csv(out / "grid" / "districts.csv", encoding="utf-8-sig").iloc[:, 0]) == {"'=1+1", "'@SUM(1)"}
     wb = openpyxl.load_workbook(out / "scen" / "inert-base" / "tables.xlsx")
     names = {c.value: c.data_type for r in wb["by_district"].iter_rows(min_row=2, max_col=1) for c in r}
     assert names == {"'=1+1": "s", "'@SUM(1)": "s"}
-    comp = pd.read_csv(out / "scen" / "compare-inert-base-vs-inert-less" / "compare_by_district.csv", encoding="utf-8-sig")
+    comp = read_report_csv(out / "scen" / "compare-inert-base-vs-inert-less" / "compare_by_district.csv")
     west = comp.set_index("district").loc["'=1+1"]
     assert comp["change_pp"].dtype == np.float64 and west["change_pp"] < 0  # removing both western primaries loses people
     with (out / "scen" / "compare-inert-base-vs-inert-less" / "compare_by_district.csv").open(encoding="utf-8-sig") as f:
         rows = list(csv.reader(f, quoting=csv.QUOTE_NONNUMERIC))  # unquoted fields must be numbers
     header = rows[0]
-    row = next(r for r in rows[1:] if r[header.index("district")] == "'=1+1")
-    assert row[header.index("change_pp")] == pytest.approx(west["change_pp"])  # a bare, negative number
+    row = next(r for r in rows[1:] if r[header.index(tables.header("district"))] == "'=1+1")
+    change = header.index(tables.header("change_pp", "compare_by_district"))
+    assert row[change] == pytest.approx(west["change_pp"])  # a bare, negative number
 
 
 # ------------------------------------------------------------------------------------------ terminal output

@@ -14,6 +14,7 @@ from planner import InvalidValueError, PlannerError, datasets, travel_time
 from planner.cli import app
 from planner.exports import write_grid_outputs
 from planner.pipeline import run_grids
+from planner.tables import header, read_report_csv
 
 from .test_assignment import _grids_connected
 from .test_maps import _unjson
@@ -87,10 +88,10 @@ def test_grid_outputs(grid_run, tmp_path):
     assert set(fiona.listlayers(out / "grids.gpkg")) == {"grids", "cells", "nearest_lead_zones", "leads", "members"}
     grids = gpd.read_file(out / "grids.gpkg", layer="grids")
     assert len(grids) == 6 and grids.geom_type.isin(["Polygon", "MultiPolygon"]).all()
-    table = pd.read_csv(out / "assignment.csv", encoding="utf-8-sig")
+    table = read_report_csv(out / "assignment.csv")
     assert len(table) == len(grid_run.cells) and table["cell_id"].is_unique
     g = pd.read_csv(out / "grids.csv", encoding="utf-8-sig")
-    assert "负荷比 load ratio" in g.columns and len(g) == 6
+    assert header("load_ratio", "grids") in g.columns and len(g) == 6
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert s["complete"]
     assert {"population", "load_ratio", "mean_travel_time_min", "max_travel_time_min", "members"} <= set(s["leads"][0])
@@ -184,7 +185,7 @@ def test_cli_grid_leads_that_are_also_institutions(two_districts, tmp_path):
     assert set(layer["facility_id"]) == {str(i + 1) for i in inst.index.difference(lead_rows)}
     assert set(layer["lead_id"].dropna()) <= set(leads) and set(layer["lead_name"].dropna()) <= lead_names
     # cells name their lead from the leads file, never a member that shares its id
-    table = pd.read_csv(out / "assignment.csv", encoding="utf-8-sig").dropna(subset=["lead_id"])
+    table = read_report_csv(out / "assignment.csv").dropna(subset=["lead_id"])
     assert (table["lead_name"] == table["lead_id"].map({k: v["name"] for k, v in leads.items()})).all()
     assert sum(lead["population"] for lead in leads.values()) == pytest.approx(table["population"].sum(), abs=1)
 

@@ -163,7 +163,7 @@ def test_norms_table_has_bilingual_headers_and_words(hand_norms):
     assert list(table.columns) == list(NORMS_HEADERS.values())
     assert table.columns[0] == "区县 district" and "是否达标 pass/fail" in table.columns
     assert table["是否达标 pass/fail"].tolist()[6:9] == ["未达标 fail", "达标 pass", "未检查 not checked"]
-    assert table["实测值 measured"].tolist()[6] == 7.14
+    assert table["实测值(见单位列) measured (see unit)"].tolist()[6] == 7.14
 
 
 @pytest.mark.parametrize(("table", "match"), [

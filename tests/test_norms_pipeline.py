@@ -72,16 +72,17 @@ def test_coverage_writes_norms_csv(norms_file, tmp_path):
     out = tmp_path / "out"
     write_coverage_outputs(run, out, offline=True)
     table = pd.read_csv(out / "norms.csv", encoding="utf-8-sig")
-    assert {"区县 district", "实测值 measured", "是否达标 pass/fail", "缺口 shortfall", "差距说明 gap (English)"} <= set(table)
+    assert {"区县 district", "实测值(见单位列) measured (see unit)", "是否达标 pass/fail",
+            "缺口(见缺口单位列) shortfall (see shortfall unit)", "差距说明 gap (English)"} <= set(table)
     assert len(table) == 2 * s["norms"]["districts"] == 4  # two districts, two norms
     pop, centres, pct = _by_hand(run.cells, run.institutions, "洪山区", 10)
     assert centres == 1  # 关东街社区卫生服务中心
     rows = table[table["区县 district"] == "洪山区"].set_index("指标编号 norm id")
-    assert rows.at["centres_30k", "实测值 measured"] == pytest.approx(pop / centres, abs=0.01)
+    assert rows.at["centres_30k", "实测值(见单位列) measured (see unit)"] == round(pop / centres)  # residents: whole
     need = math.ceil(pop / 30000) - centres
-    assert rows.at["centres_30k", "缺口 shortfall"] == need
+    assert rows.at["centres_30k", "缺口(见缺口单位列) shortfall (see shortfall unit)"] == need
     assert rows.at["centres_30k", "是否达标 pass/fail"] == ("达标 pass" if need == 0 else "未达标 fail")
-    assert rows.at["within_10", "实测值 measured"] == pytest.approx(pct, abs=0.01)
+    assert rows.at["within_10", "实测值(见单位列) measured (see unit)"] == round(pct, 1)  # %: to 0.1
     assert rows.at["within_10", "是否达标 pass/fail"] == ("达标 pass" if pct >= 50 else "未达标 fail")
     block = {(r["district"], r["norm"]): r for r in s["norms"]["rows"]}
     assert block[("洪山区", "within_10")]["measured"] == pytest.approx(pct, abs=0.01)
@@ -112,8 +113,8 @@ def test_grid_writes_norms_csv(norms_file, tmp_path):
     od = od_travel_times(run.net, snap_c, snap_points(run.net, case.institutions, max_snap_m=case.max_snap_m))
     cells = case.cells.assign(travel_time_min=od.groupby("origin_id")["travel_time_s"].min().reindex(case.cells.index) / 60)
     pop, centres, pct = _by_hand(cells, case.institutions, "洪山区", 10)
-    assert rows.at["centres_30k", "实测值 measured"] == pytest.approx(pop / centres, abs=0.01)
-    assert rows.at["within_10", "实测值 measured"] == pytest.approx(pct, abs=0.01)
+    assert rows.at["centres_30k", "实测值(见单位列) measured (see unit)"] == round(pop / centres)  # residents: whole
+    assert rows.at["within_10", "实测值(见单位列) measured (see unit)"] == round(pct, 1)  # %: to 0.1
     assert run.summary["norms"]["districts"] == len(table) // 2
 
 
@@ -159,9 +160,9 @@ def test_beds_doctors_nurses_per_1000_by_hand(tmp_path):
                                        ("注册护士", "nurses_per_1000", 5.57)):
             total = float(inst.loc[within[district], column].sum())
             row = table.loc[(district, norm_id)]
-            assert row["实测值 measured"] == pytest.approx(total / pop * 1000, abs=0.005)
+            assert row["实测值(见单位列) measured (see unit)"] == pytest.approx(total / pop * 1000, abs=0.005)
             need = max(0, math.ceil(value * pop / 1000 - total))
-            assert row["缺口 shortfall"] == need
+            assert row["缺口(见缺口单位列) shortfall (see shortfall unit)"] == need
             assert row["是否达标 pass/fail"] == ("达标 pass" if need == 0 else "未达标 fail")
     assert sum(any(within[d]) for d in districts) >= 1  # some district holds institutions: the sums are not all 0
 

@@ -86,8 +86,8 @@ def test_ninghua_outputs(ninghua):
     written = write_coverage_outputs(run, out)
     names = sorted(p.name for p in out.iterdir())
     assert written == sorted(p for p in out.iterdir() if p.name != ".planner-manifest.json")  # every file it wrote
-    assert names == [".planner-manifest.json", "cells.gpkg", "institutions.gpkg", "isochrones.gpkg", "map.html", "map.png",
-                     "summary.json"]
+    assert names == [".planner-manifest.json", "by_tier.csv", "cells.gpkg", "institutions.gpkg", "isochrones.gpkg",
+                     "map.html", "map.png", "summary.json", "tables.xlsx", "thresholds.csv"]  # no boundaries: no by_district
     saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert saved["coverage_pct"] == s["coverage_pct"] and saved["complete"] is True
     cells = gpd.read_file(out / "cells.gpkg")

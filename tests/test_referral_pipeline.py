@@ -23,6 +23,7 @@ from planner.exports import write_grid_outputs
 from planner.pipeline import Case, run_grids
 from planner.pipeline.summary import ReferralSummary
 from planner.referral import referral_summary, referral_times
+from planner.tables import read_report_csv
 from planner.travel_time import snap_points
 
 from .test_cli import INSTITUTIONS as GG_INSTITUTIONS
@@ -90,7 +91,7 @@ def test_wuhan_cli_writes_the_files(wuhan):
     assert sorted(p.name for p in out.iterdir()) == [io.MANIFEST_NAME, "map.html", "referral.csv", "routes.gpkg",
                                                       "summary.json"]
     assert json.loads((out / io.MANIFEST_NAME).read_text(encoding="utf-8"))["kind"] == "referral"
-    table = pd.read_csv(out / "referral.csv", encoding="utf-8-sig", dtype={"from_id": str, "to_id": str})
+    table = read_report_csv(out / "referral.csv", dtype={"from_id": str, "to_id": str})
     assert list(table.columns[:9]) == CSV_COLUMNS and {"status", "district"} <= set(table.columns)
     assert not set(LEAD_CSV_COLUMNS) & set(table.columns)  # no leads given
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
@@ -116,14 +117,14 @@ def test_wuhan_figures_equal_the_core_on_the_same_inputs(wuhan, wuhan_expected):
     assert s["population"]["total"] == pytest.approx(case.cells["population"].sum(), abs=1)
     assert s["population"]["within"] + s["population"]["no_from_institution"] <= s["population"]["total"]
     assert sum(r["total"] for r in s["population_by_district"]) == pytest.approx(s["population"]["total"], abs=20)
-    csv = pd.read_csv(out / "referral.csv", encoding="utf-8-sig", dtype={"from_id": str, "to_id": str})
+    csv = read_report_csv(out / "referral.csv", dtype={"from_id": str, "to_id": str})
     assert csv["from_id"].tolist() == table["from_id"].tolist()
     assert csv["status"].tolist() == table["status"].tolist()
     assert csv["within_threshold"].tolist() == table["within_threshold"].tolist()
     ok = (table["status"] == "ok").to_numpy()
     assert csv.loc[ok, "to_id"].tolist() == table.loc[ok, "to_id"].tolist()
-    assert csv["travel_time_min"].to_numpy()[ok] == pytest.approx(table["travel_time_min"].to_numpy()[ok], abs=0.005)
-    assert csv["distance_km"].to_numpy()[ok] == pytest.approx(table["distance_km"].to_numpy()[ok], abs=5e-4)
+    assert csv["travel_time_min"].to_numpy()[ok] == pytest.approx(table["travel_time_min"].to_numpy()[ok], abs=0.05)  # to 0.1 min
+    assert csv["distance_km"].to_numpy()[ok] == pytest.approx(table["distance_km"].to_numpy()[ok], abs=5e-3)  # to 0.01 km
     assert csv.loc[~ok, "travel_time_min"].isna().all()  # unsnapped ones are kept, without a time
     # they are exactly the primary institutions farther than 500 m from a drive road
     frm = case.institutions[case.institutions["tier"] == "primary"]
@@ -139,7 +140,7 @@ def test_own_lead_from_a_leads_file_is_the_nearest_and_names_are_escaped(tmp_pat
     result = _invoke([*_gg("--from-tier", "primary", "--from-tier", "station", "--to-tier", "secondary",
                            "--to-tier", "tertiary", "--minutes", "10", "--leads", str(leads), "--out", str(out))])
     assert result.exit_code == 0, result.output
-    t = pd.read_csv(out / "referral.csv", encoding="utf-8-sig", dtype=str)
+    t = read_report_csv(out / "referral.csv", dtype=str)
     assert list(t.columns) == [*CSV_COLUMNS, "status", *LEAD_CSV_COLUMNS, "lead_status"]
     assert t["lead_id"].str.startswith("lead:").all()  # the leads' own id space
     # the nearest receiving institution is a lead hospital too here: the nearest lead is the same hospital, same time
@@ -162,7 +163,7 @@ def test_own_lead_from_a_grid_run(tmp_path):
     result = _invoke([*_gg("--from-tier", "primary", "--from-tier", "station", "--to-tier", "secondary",
                            "--to-tier", "tertiary", "--minutes", "10", "--grid", str(grid_out), "--out", str(out))])
     assert result.exit_code == 0, result.output
-    t = pd.read_csv(out / "referral.csv", encoding="utf-8-sig", dtype=str).set_index("from_id")
+    t = read_report_csv(out / "referral.csv", dtype=str).set_index("from_id")
     members = run.members["lead_id"].astype(str)
     assert len(members) == 2 and t.loc[members.index, "lead_id"].tolist() == members.tolist()
     assert t["lead_status"].eq("ok").all()

@@ -221,8 +221,8 @@ def test_runs_are_deterministic_and_cached(base, tmp_path):
 
     xl = pd.read_excel(out / "gg-base" / "tables.xlsx", sheet_name=None)
     assert set(xl) == {"about", "thresholds", "by_tier", "by_district"}
-    assert "覆盖率 coverage (%)" in xl["thresholds"].columns
-    assert xl["thresholds"]["覆盖率 coverage (%)"].iloc[-1] == b.summary["coverage_pct"]
+    assert "覆盖率(%) coverage (%)" in xl["thresholds"].columns
+    assert xl["thresholds"]["覆盖率(%) coverage (%)"].iloc[-1] == round(b.summary["coverage_pct"], 1)  # to 0.1
     csv = (out / "gg-base" / "by_district.csv").read_bytes()
     assert csv.startswith(b"\xef\xbb\xbf") and "区县 district".encode() in csv
     import pyogrio

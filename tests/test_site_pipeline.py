@@ -12,6 +12,7 @@ from planner import InfeasibleModelError, InvalidValueError, datasets, travel_ti
 from planner.cli import app
 from planner.exports import write_siting_outputs
 from planner.pipeline import run_siting
+from planner.tables import read_report_csv
 
 from .test_cli import INSTITUTIONS, NETWORK, POPULATION
 
@@ -44,13 +45,14 @@ def test_siting_figures_are_consistent(siting_run):
 def test_siting_outputs(siting_run, tmp_path):
     out = tmp_path / "site"
     write_siting_outputs(siting_run, out, offline=True)
-    table = pd.read_csv(out / "sites.csv", encoding="utf-8-sig")
+    table = read_report_csv(out / "sites.csv")
     assert table.columns.tolist()[:7] == ["facility_id", "rank", "name", "lon", "lat", "added_population", "cumulative_pct"]
     assert table["rank"].tolist() == [1, 2, 3]
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert {"coverage_pct_before", "coverage_pct_after", "model", "solver_status", "mip_gap", "solve_s"} <= set(s)
     html = (out / "map.html").read_text(encoding="utf-8")
-    assert "proposed: " in html and "newly covered" in html and "planner-institution" in html
+    assert "Proposed sites" in html and "planner-proposed-site" in html
+    assert "newly covered" in html and "planner-institution" in html
     assert (out / "marginal_curve.csv").exists()
 
 
@@ -65,7 +67,7 @@ def test_upgrade_existing_primary_institutions(tmp_path):
     assert r.summary["coverage_pct_after"] == r.summary["coverage_pct_before"]
     out = tmp_path / "none"
     write_siting_outputs(r, out)
-    assert pd.read_csv(out / "sites.csv", encoding="utf-8-sig").empty
+    assert read_report_csv(out / "sites.csv").empty
     k = run_siting(NETWORK, INSTITUTIONS, POPULATION, require_k=True, **kw)
     assert [(row["facility_id"], row["added_population"], row["adds_population"]) for row in k.summary["sites"]] == [
         ("1", 0.0, False)]
@@ -171,9 +173,9 @@ def test_siting_exact_k_marks_the_sites_adding_nobody(zero_gain_runs, tmp_path):
     assert [row["added_population"] for row in curve[6:]] == [0.0, 0.0]
     out = tmp_path / "k"
     write_siting_outputs(k, out)
-    table = pd.read_csv(out / "sites.csv", encoding="utf-8-sig")
+    table = read_report_csv(out / "sites.csv")
     assert table["adds_population"].tolist() == [True] * 6 + [False] * 2
-    assert pd.read_csv(out / "marginal_curve.csv", encoding="utf-8-sig")["adds_population"].tolist() == [True] * 6 + [False] * 2
+    assert read_report_csv(out / "marginal_curve.csv")["adds_population"].tolist() == [True] * 6 + [False] * 2
     saved = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert saved["zero_gain_reason"] == "no candidate reaches anyone still uncovered within 10 min"
     assert [row["adds_population"] for row in saved["sites"]] == [True] * 6 + [False] * 2

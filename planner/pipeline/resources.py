@@ -113,13 +113,13 @@ def capacity_block(allocation: Allocation, cells: pd.DataFrame, inst: pd.DataFra
 def served_table(allocation: Allocation, inst: pd.DataFrame) -> pd.DataFrame:
     """Return one row per institution, for ``served.csv``.
 
-    Columns ``facility_id``, ``name``, ``tier``, ``capacity``, ``demand_within_t``, ``served`` (persons, to 0.1) and
-    ``utilisation_pct`` (to 0.01).
+    Columns ``facility_id``, ``name``, ``tier``, ``capacity``, ``demand_within_t``, ``served`` (persons) and
+    ``utilisation_pct``, unrounded: :func:`planner.tables.report_table` (schema ``served``) rounds them for the file.
     """
     fac = allocation.facilities
     out = pd.DataFrame({"name": inst["name"].reindex(fac.index), "tier": inst["tier"].reindex(fac.index),
-                        "capacity": fac["capacity"].round(1), "demand_within_t": fac["demand_within_t"].round(1),
-                        "served": fac["served"].round(1), "utilisation_pct": fac["utilisation_pct"].round(2)},
+                        "capacity": fac["capacity"], "demand_within_t": fac["demand_within_t"],
+                        "served": fac["served"], "utilisation_pct": fac["utilisation_pct"]},
                        index=fac.index)
     out.index.name = "facility_id"
     return out.reset_index()
