@@ -46,7 +46,7 @@ def test_map_html_fragments(toy_files, tmp_path):
     assert run.institutions.loc["2", "tier"] == "primary"  # blank tier -> name rule
     assert run.institutions.loc["2", "tier_source"] == "name_rule"
     out = tmp_path / "out"
-    write_coverage_outputs(run, out, title="测试 <b>title</b>")
+    write_coverage_outputs(run, out, title="测试 <b>title</b>", basemap="osm")  # toy data near Wuhan: auto would be amap
     html = (out / "map.html").read_text(encoding="utf-8")
     text = _unjson(html)  # layer data is embedded as HTML-safe JSON (& < > as \u0026 \u003c \u003e)
     assert "<script>alert" not in text and "&lt;script&gt;alert" in text
@@ -64,7 +64,7 @@ def test_map_html_fragments(toy_files, tmp_path):
 def test_escape_helper():
     assert maps.esc(None) == ""
     assert maps.esc('a"b') == "a&quot;b"
-    assert "WorldPop" not in maps.attribution("census population")
+    assert maps.attribution(None) == ""  # credits come from the data's sources, never from a population label
 
 
 # --------------------------------------------------------------------------- basemaps, offline, datum
@@ -88,7 +88,7 @@ def _coords(geometry: dict) -> np.ndarray:
 
 
 def test_unknown_basemap_lists_choices(toy_run):
-    with pytest.raises(InvalidValueError, match=r"unknown basemap 'google'; choose one of: osm, amap, tianditu, none"):
+    with pytest.raises(InvalidValueError, match=r"unknown basemap 'google'; choose one of: auto, osm, amap, tianditu, none"):
         maps.render_coverage_map(toy_run, basemap="google")
     assert maps.get_basemap(" AMap ").name == "amap"
 
@@ -108,13 +108,14 @@ def test_tianditu_key(toy_run, monkeypatch):
 
 @pytest.mark.parametrize(("basemap", "fragments"), [
     ("osm", ["tile.openstreetmap.org", "OpenStreetMap</a> contributors (ODbL)"]),
-    ("amap", ["webrd0{s}.is.autonavi.com", "&copy; 高德地图 AutoNavi", "公开展示需标注审图号 GS(20xx)xxxx"]),
+    ("amap", ["webrd0{s}.is.autonavi.com", "&copy; 高德地图 AutoNavi", maps.APPROVAL_NOTICE]),
     ("none", []),
 ])
 def test_attribution_on_every_basemap(toy_run, basemap, fragments):
     html = maps.render_coverage_map(toy_run, basemap=basemap).get_root().render()
-    for fragment in [*fragments, "OpenStreetMap</a> contributors (ODbL)", "WorldPop</a> (CC BY 4.0)"]:
+    for fragment in [*fragments, "来源未注明 source not given"]:  # the toy inputs have no known source
         assert fragment in html, fragment
+    assert "GS(20xx)" not in html and "WorldPop" not in html.replace("(WorldPop)", "")  # no placeholder; no credit from a label
     if basemap == "none":
         assert "L.tileLayer" not in html
     numbered = maps.render_coverage_map(toy_run, basemap="amap", approval_number="GS(2024)0650").get_root().render()
@@ -128,7 +129,9 @@ def test_offline_html_is_self_contained(toy_run):
     assert "url(images/" not in offline and "data:image/png;base64," in offline
     for cdn in ("jquery", "bootstrap", "awesome-markers", "fontawesome", "cdn.jsdelivr", "cdnjs"):
         assert cdn not in offline.lower(), cdn
-    online = maps.render_coverage_map(toy_run).get_root().render()
+    default = maps.render_coverage_map(toy_run).get_root().render()  # offline is the default
+    assert "Leaflet 1.9.4" in default and not re.search(r"<script[^>]+src=|<link[^>]+href=", default)
+    online = maps.render_coverage_map(toy_run, offline=False).get_root().render()
     assert re.findall(r'<script[^>]+src="([^"]+)"', online) == ["https://cdn.jsdelivr.net/npm/leaflet@1.9.4/dist/leaflet.js"]
     assert "jquery" not in online.lower() and "bootstrap" not in online.lower()
     assert "Leaflet 1.9.4, a JS library" not in online
@@ -188,7 +191,7 @@ def test_cli_basemap_options(toy_files, tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "tdt").iterdir()) == ["error.log"]
     unknown = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "x"), "--basemap", "google"])
     flat = " ".join(re.sub(r"[│╭╮╰╯─]", " ", unknown.output).split())  # typer wraps the message in a box
-    assert unknown.exit_code == 2 and "'google' is not one of 'osm', 'amap', 'tianditu', 'none'" in flat
+    assert unknown.exit_code == 2 and "'google' is not one of 'auto', 'osm', 'amap', 'tianditu', 'none'" in flat
 
 
 def test_traced_cells_hand_solved():

@@ -14,7 +14,7 @@ from the same blocks, so that they look alike and share the same safeguards:
   :func:`add_layer_control`;
 * :func:`render_coverage_map` assembles them for a coverage run.
 
-The package has five modules, each using only the ones before it; every
+The package has seven modules, each using only the ones before it; every
 public name is re-exported here, so ``from planner import maps`` is all a
 caller needs:
 
@@ -22,8 +22,13 @@ caller needs:
   tracing a label raster rather than uniting their squares;
 * :mod:`planner.maps.basemaps` - basemaps, datums, offline Leaflet,
   :func:`new_map` and the page furniture;
+* :mod:`planner.maps.colouring` - grid adjacency and colours (no two
+  neighbouring grids alike);
 * :mod:`planner.maps.layers` - the ``add_*`` overlays and the legend
   (GeoDataFrames in);
+* :mod:`planner.maps.symbols` - lead labels, ranked proposed sites, the
+  institution counts every map states, and :func:`legend_classes` (every
+  symbol drawn has a legend entry);
 * :mod:`planner.maps.render` - one map per kind of run (typed runs in),
   :func:`side_by_side_html` and :func:`save_map`;
 * :mod:`planner.maps.static` - the matplotlib PNG, :func:`render_static_map`.
@@ -65,11 +70,11 @@ from .basemaps import (
     new_map,
     shift_for_basemap,
 )
+from .colouring import GRID_NEIGHBOUR_M, GRID_PALETTE, grid_adjacency, grid_colours
 from .layers import (
     BAND_COLOURS,
     DISTRICT_COLOUR,
     GAP_COLOUR,
-    GRID_PALETTE,
     ISOCHRONE_COLOUR,
     TIER_COLOURS,
     TIER_RADIUS_PX,
@@ -85,7 +90,6 @@ from .layers import (
     add_legend,
     add_routes,
     add_travel_time_cells,
-    grid_colours,
     outline_legend,
     route_colour,
     route_legend,
@@ -107,6 +111,16 @@ from .render import (
     side_by_side_html,
 )
 from .static import render_static_map
+from .symbols import (
+    PROPOSED_COLOUR,
+    add_grid_labels,
+    add_proposed_sites,
+    institution_counts,
+    institution_legend,
+    label_points,
+    legend_classes,
+    proposed_legend,
+)
 
 __all__ = [
     "APPROVAL_NOTICE",
@@ -117,10 +131,12 @@ __all__ = [
     "DISTRICT_COLOUR",
     "EMAIL_SIZE_MB",
     "GAP_COLOUR",
+    "GRID_NEIGHBOUR_M",
     "GRID_PALETTE",
     "INSTITUTION_PANE",
     "ISOCHRONE_COLOUR",
     "MOVED_COLOUR",
+    "PROPOSED_COLOUR",
     "SITING_CLASSES",
     "TIANDITU_KEY_ENV",
     "TIER_COLOURS",
@@ -131,19 +147,27 @@ __all__ = [
     "LegendSection",
     "add_cell_classes",
     "add_districts",
+    "add_grid_labels",
     "add_grids",
     "add_institutions",
     "add_isochrones",
     "add_layer_control",
     "add_legend",
+    "add_proposed_sites",
     "add_routes",
     "add_travel_time_cells",
     "attribution",
     "esc",
     "get_basemap",
+    "grid_adjacency",
     "grid_colours",
+    "institution_counts",
+    "institution_legend",
+    "label_points",
+    "legend_classes",
     "new_map",
     "outline_legend",
+    "proposed_legend",
     "render_compare_map",
     "render_coverage_map",
     "render_grid_map",

@@ -22,7 +22,6 @@ from typing import Any
 
 import folium
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import shapely
 from branca.element import MacroElement, Template
@@ -32,6 +31,7 @@ from .._errors import InvalidValueError, NoCrsError
 from ..isochrones import dissolve_isochrones
 from . import _trace
 from .basemaps import _DECIMALS, INSTITUTION_PANE, _basemap_of, esc, shift_for_basemap
+from .colouring import grid_colours
 
 TIER_COLOURS: dict[str, str] = {
     "tertiary": "#7b3294",
@@ -45,8 +45,6 @@ GAP_COLOUR = "#f16913"
 UNREACHABLE_COLOUR = "#969696"
 ISOCHRONE_COLOUR = "#3182bd"
 DISTRICT_COLOUR = "#252525"
-GRID_PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
-                "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f")  # ColorBrewer Set3: qualitative, light enough for markers
 _PRECISION_DEG = 1e-5  # grid for dissolving polygons, degrees (~1 m)
 _POINT_DECIMALS = 6  # decimal places of marker positions (1e-6 deg, ~0.1 m)
 
@@ -327,7 +325,9 @@ def add_institutions(m: folium.Map, inst: gpd.GeoDataFrame, *, name_prefix: str 
     """Draw institutions as circles coloured and sized by tier, one layer per tier.
 
     Institutions not on the road network (``snap_status`` other than
-    ``snapped``) get a black outline and a pale fill.
+    ``snapped``) get a black outline and a pale fill (class
+    ``planner-faded``); ``snap_status == "removed"`` (a comparison's
+    removed institutions) a dashed one (class ``planner-removed``).
 
     Parameters
     ----------
@@ -366,6 +366,7 @@ def add_institutions(m: folium.Map, inst: gpd.GeoDataFrame, *, name_prefix: str 
                 (" — <b>未接入路网 not on the network</b>" if status != "snapped" else ""),
                 "id": esc(fid),
                 "snapped": status == "snapped",
+                "removed": status == "removed",
             })
         style = {"radius": TIER_RADIUS_PX[tier], "fillColor": TIER_COLOURS[tier], "weight": 1.5, "fill": True,
                  "pane": INSTITUTION_PANE, "className": f"planner-institution planner-tier-{tier}"}
@@ -375,7 +376,10 @@ def add_institutions(m: folium.Map, inst: gpd.GeoDataFrame, *, name_prefix: str 
             marker=folium.CircleMarker(radius=TIER_RADIUS_PX[tier]),
             style_function=lambda f, st=style: {
                 **st, "color": "#ffffff" if f["properties"]["snapped"] else "#000000",
-                "fillOpacity": 0.95 if f["properties"]["snapped"] else 0.4},
+                "fillOpacity": 0.95 if f["properties"]["snapped"] else 0.4,
+                **({} if f["properties"]["snapped"] else {
+                    "className": st["className"] + (" planner-removed" if f["properties"]["removed"] else " planner-faded"),
+                    "dashArray": "2 2" if f["properties"]["removed"] else None})},
             tooltip=folium.GeoJsonTooltip(
                 fields=["name", "tier", "source", "snap", "id"],
                 aliases=["名称 Name", "级别 Tier", "分级依据 Tier source", "距道路 Distance to road", "id"]),
@@ -442,31 +446,6 @@ def add_cell_classes(
     )
     layer.add_to(m)
     return layer
-
-
-def grid_colours(grids: gpd.GeoDataFrame, palette: Sequence[str] = GRID_PALETTE) -> dict[Any, str]:
-    """Give neighbouring grids different colours (greedy graph colouring of touching grids).
-
-    Parameters
-    ----------
-    grids
-        Grid polygons, one row per lead.
-    palette
-        Colours to cycle through.
-
-    Returns
-    -------
-    colours
-        Index value -> hex colour.
-    """
-    geoms = grids.geometry.to_numpy()
-    tree = shapely.STRtree(geoms)
-    a, b = tree.query(geoms, predicate="intersects")
-    G = nx.Graph()
-    G.add_nodes_from(range(len(geoms)))
-    G.add_edges_from((int(i), int(j)) for i, j in zip(a, b, strict=True) if i < j)
-    colour = nx.greedy_color(G, strategy="largest_first")
-    return {grids.index[i]: palette[c % len(palette)] for i, c in colour.items()}
 
 
 def add_grids(
@@ -593,8 +572,10 @@ def route_legend(bands: Sequence[float]) -> LegendSection:
         One line symbol per band and one for trips beyond the last limit.
     """
     tmax = max(bands)
-    entries = [LegendEntry(label, colour, "line") for _lo, _hi, colour, label in _bands(tmax, list(bands))]
-    entries.append(LegendEntry(f">{tmax:g} 分钟 min 超出阈值 beyond the threshold", GAP_COLOUR, "line"))
+    entries = [LegendEntry(label, colour, "line", explains="planner-routes")
+               for _lo, _hi, colour, label in _bands(tmax, list(bands))]
+    entries.append(LegendEntry(f">{tmax:g} 分钟 min 超出阈值 beyond the threshold", GAP_COLOUR, "line",
+                               explains="planner-routes"))
     return LegendSection("转诊出行时间 Referral travel time", tuple(entries))
 
 
@@ -630,15 +611,21 @@ class LegendEntry:
     colour
         CSS hex colour, e.g. ``#31a354``.
     symbol
-        ``box`` (area), ``circle`` (point), ``line`` or ``dashed`` (outline).
+        ``box`` (area), ``circle`` (point), ``faded`` (a point outside the
+        analysis), ``removed`` (a dashed point), ``site`` (a numbered
+        square), ``label`` (a text sample), ``line`` or ``dashed`` (outline).
     size_px
         Symbol size in pixels (circle diameter).
+    explains
+        The ``planner-*`` CSS classes (space-separated) of the drawn symbols
+        this entry explains; written as ``data-explains`` in the page.
     """
 
     label: str
     colour: str
     symbol: str = "box"
     size_px: int = 10
+    explains: str = ""
 
 
 @dataclass(frozen=True)
@@ -674,9 +661,9 @@ def travel_time_legend(minutes: Sequence[float]) -> LegendSection:
         The travel-time ramp, the gap and the unreachable colour.
     """
     tmax = max(minutes)
-    entries = [LegendEntry(label, colour) for _lo, _hi, colour, label in _bands(tmax, list(minutes))]
-    entries += [LegendEntry(f">{tmax:g} 分钟 min 缺口 gap", GAP_COLOUR),
-                LegendEntry("不可达 unreachable", UNREACHABLE_COLOUR)]
+    entries = [LegendEntry(label, colour, explains="planner-cells") for _lo, _hi, colour, label in _bands(tmax, list(minutes))]
+    entries += [LegendEntry(f">{tmax:g} 分钟 min 缺口 gap", GAP_COLOUR, explains="planner-cells"),
+                LegendEntry("不可达 unreachable (虚线边 dashed edge)", UNREACHABLE_COLOUR, explains="planner-cells")]
     return LegendSection("出行时间 Travel time", tuple(entries))
 
 
@@ -689,7 +676,8 @@ def tier_legend() -> LegendSection:
         One circle per tier.
     """
     return LegendSection("机构 Institutions", tuple(
-        LegendEntry(f"{settings.TIER_LABELS_ZH[t]} {t}", TIER_COLOURS[t], "circle", 2 * TIER_RADIUS_PX[t])
+        LegendEntry(f"{settings.TIER_LABELS_ZH[t]} {t}", TIER_COLOURS[t], "circle", 2 * TIER_RADIUS_PX[t],
+                    explains=f"planner-tier-{t}")
         for t in settings.TIERS))
 
 
@@ -725,7 +713,7 @@ def residual_legend(block: dict[str, Any]) -> LegendSection:
     """Legend block for :func:`add_residual_unserved`, with the served and unserved totals of a ``capacity`` block."""
     return LegendSection(
         f"按能力服务 Served under capacity: {block['population_served']:,.0f} ({block['served_pct'] or 0:.1f}%)",
-        tuple(LegendEntry(f"{label} ({block['unserved_' + key]:,.0f})", colour) for key, (colour, label)
+        tuple(LegendEntry(f"{label} ({block['unserved_' + key]:,.0f})", colour, explains="planner-cells") for key, (colour, label)
               in RESIDUAL_CLASSES.items()))
 
 
@@ -746,9 +734,10 @@ def outline_legend(*, districts: bool = False, isochrones: bool = False) -> Lege
     """
     entries = []
     if isochrones:
-        entries.append(LegendEntry("等时圈 isochrone (机构可达范围 reach of institutions)", ISOCHRONE_COLOUR))
+        entries.append(LegendEntry("等时圈 isochrone (机构可达范围 reach of institutions)", ISOCHRONE_COLOUR,
+                                   explains="planner-isochrones"))
     if districts:
-        entries.append(LegendEntry("区县界 district boundary", DISTRICT_COLOUR, "dashed"))
+        entries.append(LegendEntry("区县界 district boundary", DISTRICT_COLOUR, "dashed", explains="planner-districts"))
     return LegendSection("", tuple(entries))
 
 
@@ -760,13 +749,22 @@ def _symbol(e: LegendEntry) -> str:
         msg = f"legend colour {e.colour!r} is not a hex colour; fix: use e.g. '#31a354'"
         raise InvalidValueError(msg)
     s = int(e.size_px)
+    inner, cls = "", "sym"
     if e.symbol == "circle":
         css = f"width:{s}px;height:{s}px;border-radius:50%;background:{e.colour};border:1px solid #fff;box-shadow:0 0 0 1px #999"
+    elif e.symbol in ("faded", "removed"):
+        dash = "dashed" if e.symbol == "removed" else "solid"
+        css = f"width:{s}px;height:{s}px;border-radius:50%;background:{e.colour}66;border:1.5px {dash} #000"
+    elif e.symbol == "site":
+        css, inner, cls = f"width:{s - 4}px;height:{s - 4}px;background:{e.colour};border:2px solid #000", "1", "sym site"
+    elif e.symbol == "label":
+        css, inner = f"font-weight:bold;color:{e.colour};text-shadow:0 0 2px #fff", esc("名称")
     elif e.symbol in ("line", "dashed"):
         css = f"width:18px;height:0;border-top:2px {'dashed' if e.symbol == 'dashed' else 'solid'} {e.colour}"
     else:
         css = f"width:16px;height:{s}px;background:{e.colour};opacity:.8"
-    return f"<div><span class='sym' style='{css}'></span>{esc(e.label)}</div>"
+    explains = f" data-explains='{esc(e.explains)}'" if e.explains else ""
+    return f"<div{explains}><span class='{cls}' style='{css}'>{inner}</span>{esc(e.label)}</div>"
 
 
 class _Legend(MacroElement):

@@ -24,10 +24,10 @@ import shapely
 
 from .. import settings
 from .basemaps import esc, new_map
+from .colouring import GRID_PALETTE
 from .layers import (
     DISTRICT_COLOUR,
     GAP_COLOUR,
-    GRID_PALETTE,
     UNREACHABLE_COLOUR,
     LegendEntry,
     LegendSection,
@@ -48,6 +48,14 @@ from .layers import (
     route_legend,
     tier_legend,
     travel_time_legend,
+)
+from .symbols import (
+    add_grid_labels,
+    add_proposed_sites,
+    grid_label_legend,
+    institution_counts,
+    institution_legend,
+    proposed_legend,
 )
 
 if TYPE_CHECKING:
@@ -85,8 +93,8 @@ def render_coverage_map(
     *,
     title: str | None = None,
     isochrone_minutes: float | None = None,
-    basemap: str = "osm",
-    offline: bool = False,
+    basemap: str = "auto",
+    offline: bool = True,
     tile_url: str | None = None,
     approval_number: str | None = None,
 ) -> folium.Map:
@@ -101,9 +109,10 @@ def render_coverage_map(
     isochrone_minutes
         Threshold whose isochrones are shown at start (the largest by default).
     basemap
-        One of :data:`BASEMAPS`; on ``amap`` all overlays are moved to GCJ-02.
+        One of :data:`BASEMAPS`; ``auto`` (the default) is ``amap`` for a study
+        area in China, ``osm`` elsewhere; on ``amap`` all overlays are moved to GCJ-02.
     offline
-        Inline Leaflet so the map opens with no network (see :func:`new_map`).
+        Inline Leaflet so the map opens with no network (the default; see :func:`new_map`).
     tile_url
         Tile URL template replacing the provider's (e.g. an intranet mirror).
     approval_number
@@ -126,7 +135,7 @@ def render_coverage_map(
     bounds = cells.total_bounds if len(cells) else run.institutions.total_bounds
     unit = s.get("population_unit")
     m = new_map(bounds, basemap=basemap, offline=offline, title=title or f"{tmax:g}分钟医疗服务圈 {tmax:g}-minute coverage",
-                population_unit=unit, tile_url=tile_url, approval_number=approval_number)
+                credits=s.get("credits"), tile_url=tile_url, approval_number=approval_number)
     add_travel_time_cells(m, cells, minutes=minutes, max_snap_m=s["max_snap_m"],
                           name=f"出行时间 Travel time ({s['mode']})")
     has_districts = run.districts is not None and len(run.districts) > 0
@@ -145,8 +154,10 @@ def render_coverage_map(
                f"方式 mode: {s['mode']}"),
     )
     extra = [residual_legend(s["capacity"])] if residual is not None and "capacity" in s else []
+    counts = institution_counts(run.institutions, by_tier=s.get("by_tier"))
     add_legend(m, [summary, travel_time_legend(minutes), *extra,
-                   outline_legend(districts=has_districts, isochrones=bool(iso_layers)), tier_legend()], title=title)
+                   outline_legend(districts=has_districts, isochrones=bool(iso_layers)), institution_legend(counts)],
+               title=title)
     return m
 
 
@@ -157,8 +168,8 @@ def render_compare_map(
     comparison: dict[str, Any],
     *,
     title: str | None = None,
-    basemap: str = "osm",
-    offline: bool = False,
+    basemap: str = "auto",
+    offline: bool = True,
 ) -> folium.Map:
     """Draw the difference between two scenario runs.
 
@@ -187,7 +198,7 @@ def render_compare_map(
     tmax = comparison["max_minutes"]
     unit = s.get("population_unit")
     m = new_map(cells.total_bounds, basemap=basemap, offline=offline, title=title or "情景比较 scenario comparison",
-                population_unit=unit)
+                credits=s.get("credits"))
     add_travel_time_cells(m, a.cells, minutes=minutes, max_snap_m=a.summary["max_snap_m"],
                           name=f"A 出行时间 travel time: {comparison.get('a') or 'A'}", show=False)
     add_travel_time_cells(m, b.cells, minutes=minutes, max_snap_m=s["max_snap_m"],
@@ -198,7 +209,7 @@ def render_compare_map(
     added = [r["facility_id"] for r in comparison["institutions_added"]]
     removed = [r["facility_id"] for r in comparison["institutions_removed"]]
     kept = b.institutions.drop(index=added)
-    add_institutions(m, kept[kept["snap_status"] == "snapped"], name_prefix="B ")
+    add_institutions(m, kept, name_prefix="B ")
     if added:
         add_institutions(m, b.institutions.loc[added], name_prefix="新增 added: ")
     if removed:
@@ -212,8 +223,11 @@ def render_compare_map(
                f"失去覆盖 newly lost: {comparison['population_newly_lost']:,.0f}",
                f"新增/撤销机构 added/removed institutions: {len(added)}/{len(removed)}"),
     )
-    change = LegendSection("变化 Change", entries=tuple(LegendEntry(label, colour) for colour, label in CHANGE_CLASSES.values()))
-    add_legend(m, [head, change, tier_legend()], title=title)
+    change = LegendSection("变化 Change", entries=tuple(LegendEntry(label, colour, explains="planner-cells")
+                                                        for colour, label in CHANGE_CLASSES.values()))
+    counts = institution_counts(b.institutions, by_tier=s.get("by_tier"))
+    add_legend(m, [head, change, outline_legend(districts=b.districts is not None and len(b.districts) > 0),
+                   institution_legend(counts, heading="方案B机构 Institutions in B", removed=bool(removed))], title=title)
     return m
 
 
@@ -230,23 +244,28 @@ def side_by_side_html(left: str, right: str, *, title: str, left_label: str, rig
     Returns
     -------
     html
-        The page; it loads nothing but the two files.
+        The page; it loads nothing but the two files. Each caption is a bar
+        above its map (``.planner-caption``), never over it, so it cannot
+        cover the map's zoom, full-screen or layer controls.
     """
-    cap = ("position:absolute;top:4px;left:50%;transform:translateX(-50%);z-index:10;background:#fff;"
-           "padding:2px 8px;font:13px sans-serif")
-    frame = "border:0;width:100%;height:100%"
+    cap = ("flex:0 0 auto;padding:3px 8px;background:#f0f0f0;border-bottom:1px solid #999;text-align:center;"
+           "font:bold 13px/1.3 'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;"
+           "white-space:nowrap;overflow:hidden;text-overflow:ellipsis")
+    half = "flex:1;display:flex;flex-direction:column;min-width:0"
+    frame = "border:0;width:100%;flex:1 1 auto;min-height:0"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title></head>"
             "<body style='margin:0;display:flex;height:100vh'>"
-            f"<div style='flex:1;position:relative'><div style='{cap}'>{esc(left_label)}</div>"
+            f"<div style='{half}'><div class='planner-caption' style='{cap}' title='{esc(left_label)}'>{esc(left_label)}</div>"
             f"<iframe src='{esc(left)}' style='{frame}'></iframe></div>"
-            f"<div style='flex:1;position:relative;border-left:2px solid #333'><div style='{cap}'>{esc(right_label)}</div>"
+            f"<div style='{half};border-left:2px solid #333'>"
+            f"<div class='planner-caption' style='{cap}' title='{esc(right_label)}'>{esc(right_label)}</div>"
             f"<iframe src='{esc(right)}' style='{frame}'></iframe></div></body></html>")
 
 
 # --------------------------------------------------------------------------- siting and grid maps
 
 
-def render_siting_map(run: SitingRun, *, title: str | None = None, basemap: str = "osm", offline: bool = False) -> folium.Map:
+def render_siting_map(run: SitingRun, *, title: str | None = None, basemap: str = "auto", offline: bool = True) -> folium.Map:
     """Draw a branch-siting run: proposed sites, their isochrones and the newly covered cells.
 
     Parameters
@@ -267,32 +286,47 @@ def render_siting_map(run: SitingRun, *, title: str | None = None, basemap: str 
     unit = s.get("population_unit")
     tmax = s["max_minutes"]
     m = new_map(run.cells.total_bounds, basemap=basemap, offline=offline, title=title or "分支机构选址 branch siting",
-                population_unit=unit)
+                credits=s.get("credits"))
     add_cell_classes(m, run.cells, column="change", classes=SITING_CLASSES, name=f"{tmax:g}分钟覆盖 coverage")
     if run.case.districts is not None:
         add_districts(m, run.case.districts, max_minutes=tmax)
     if len(run.isochrones):
         add_isochrones(m, run.isochrones, minutes=[tmax], shown=tmax)
-    add_institutions(m, run.existing, name_prefix="现有 existing: ")
+    existing = _siting_institutions(run)
+    add_institutions(m, existing, name_prefix="现有 existing: ")
     if len(run.sites):
-        proposed = run.sites.copy()
-        proposed["name"] = [f"#{int(r['rank'])} {r['name']} (+{r['added_population']:,.0f} 人 persons"
-                            + ("" if r.get("adds_population", True) else "; 无新增覆盖 adds nobody") + ")"
-                            for _, r in proposed.iterrows()]
-        add_institutions(m, proposed, name_prefix="拟建 proposed: ")
+        add_proposed_sites(m, run.sites, population_unit=unit)
     add_layer_control(m)
     head = LegendSection(
         f"{tmax:g}分钟覆盖率 coverage: {s['coverage_pct_before']:.1f}% → {s['coverage_pct_after']:.1f}%",
         lines=(f"新增 {s['new_sites']} 处分支机构 new sites ({s['model']}, {s['solver_status']})",
                f"新增覆盖 newly covered: {s['population_covered_after'] - s['population_covered_before']:,.0f} {unit or ''}"),
     )
-    change = LegendSection("覆盖变化 coverage",
-                           entries=tuple(LegendEntry(label, colour) for colour, label in SITING_CLASSES.values()))
-    add_legend(m, [head, change, outline_legend(isochrones=bool(len(run.isochrones))), tier_legend()], title=title)
+    change = LegendSection("覆盖变化 coverage", entries=tuple(LegendEntry(label, colour, explains="planner-cells")
+                                                          for colour, label in SITING_CLASSES.values()))
+    iso = outline_legend(districts=run.case.districts is not None, isochrones=bool(len(run.isochrones)))
+    if len(run.isochrones):
+        iso = LegendSection("", tuple(LegendEntry("拟建点等时圈 isochrone of the proposed sites", e.colour, explains=e.explains)
+                                      if e.explains == "planner-isochrones" else e for e in iso.entries))
+    add_legend(m, [head, *([proposed_legend(run.sites)] if len(run.sites) else []), change, iso,
+                   institution_legend(institution_counts(existing), heading="现有机构 Existing institutions")], title=title)
     return m
 
 
-def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "osm", offline: bool = False) -> folium.Map:
+def _siting_institutions(run: SitingRun) -> gpd.GeoDataFrame:
+    """Return the institutions of the service tiers: the existing sites, and the others (off the network) to fade.
+
+    Counted as a coverage run's ``by_tier`` counts them: every institution of
+    the tier read (see :func:`planner.maps.institution_counts`).
+    """
+    inst = run.case.institutions
+    tiers = run.summary.get("service_tiers") or settings.TIERS
+    inst = inst[inst["tier"].isin(tiers).to_numpy()].copy()
+    inst["snap_status"] = np.where(inst.index.isin(run.existing.index), "snapped", "off_network")
+    return inst
+
+
+def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "auto", offline: bool = True) -> folium.Map:
     """Draw a consortium-grid run: grids, leads, members, nearest-lead zones and moved cells.
 
     Parameters
@@ -312,8 +346,9 @@ def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "o
     s = run.summary
     unit = s.get("population_unit")
     m = new_map(run.cells.total_bounds, basemap=basemap, offline=offline, title=title or "医联体网格 consortium grids",
-                population_unit=unit)
+                credits=s.get("credits"))
     add_grids(m, run.grids)
+    add_grid_labels(m, run.grids)
     base = run.baseline_grids
     if len(base):
         gdf = gpd.GeoDataFrame(geometry=shapely.simplify(base.geometry.to_numpy(), 5e-5), crs=base.crs)
@@ -348,20 +383,29 @@ def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "o
                f"调整归属 moved: {cmp.get('population_moved', 0):,.0f} {unit or ''}"),
     )
     lines = LegendSection("图层 Layers", entries=(
-        LegendEntry("网格（相邻不同色）grid, neighbours differ", GRID_PALETTE[0]),
-        LegendEntry("就近划分 nearest-lead zone", BASELINE_COLOUR, "dashed"),
-        LegendEntry("调整归属 moved cell", MOVED_COLOUR),
-        LegendEntry("区县 district", DISTRICT_COLOUR, "dashed"),
+        LegendEntry("网格（相邻不同色）grid, neighbours differ in colour", GRID_PALETTE[0], explains="planner-grids"),
+        grid_label_legend(),
+        LegendEntry("就近划分 nearest-lead zone", BASELINE_COLOUR, "dashed", explains="planner-nearest-zones"),
+        LegendEntry("调整归属 moved cell", MOVED_COLOUR, explains="planner-cells"),
+        *([LegendEntry("区县 district", DISTRICT_COLOUR, "dashed", explains="planner-districts")]
+          if run.case.districts is not None else []),
     ))
-    add_legend(m, [head, lines, tier_legend()], title=title)
+    n_out = len(s.get("leads_excluded") or [])
+    present = {*leads["tier"], *(run.members["tier"] if len(run.members) else [])}
+    who = LegendSection("牵头与成员机构 Leads and members", tuple(
+        e for e in tier_legend().entries if e.explains.removeprefix("planner-tier-") in present), (
+        f"牵头 leads: {len(run.leads)} (另 {n_out} 所研究区外或离路过远 more outside the study area or off the roads, "
+        "见 see summary.json)" if n_out else f"牵头 leads: {len(run.leads)}",
+        f"成员 members: {len(run.members)} (研究区内 in the study area)"))
+    add_legend(m, [head, lines, who], title=title)
     return m
 
 
 # --------------------------------------------------------------------------- referral map
 
 
-def render_referral_map(run: ReferralRun, *, title: str | None = None, basemap: str = "osm",
-                        offline: bool = False) -> folium.Map:
+def render_referral_map(run: ReferralRun, *, title: str | None = None, basemap: str = "auto",
+                        offline: bool = True) -> folium.Map:
     """Draw a referral run: route lines coloured by travel time, the referring and receiving institutions, the leads.
 
     Parameters
@@ -391,7 +435,7 @@ def render_referral_map(run: ReferralRun, *, title: str | None = None, basemap: 
     to = inst[inst["tier"].isin(s["to_tiers"]).to_numpy()]
     bounds = run.case.cells.total_bounds if len(run.case.cells) else frm.total_bounds
     m = new_map(bounds, basemap=basemap, offline=offline, title=title or f"{tmax:g}分钟转诊 {tmax:g}-minute referral",
-                population_unit=unit)
+                credits=s.get("credits"))
     has_districts = run.case.districts is not None and len(run.case.districts) > 0
     if has_districts:
         add_districts(m, run.case.districts)

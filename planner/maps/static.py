@@ -15,6 +15,7 @@ import shapely
 
 from .. import settings
 from .._fonts import cjk_font_family
+from ..credits import credit_lines
 from .layers import (
     DISTRICT_COLOUR,
     GAP_COLOUR,
@@ -25,9 +26,44 @@ from .layers import (
     _bands,
     _dissolve_cells,
 )
+from .symbols import institution_counts
 
 if TYPE_CHECKING:
     from ..pipeline import CoverageRun
+
+_MODES_ZH = {"walk": "步行", "ebike": "电动自行车", "drive": "驾车"}
+
+
+def _legend_items(run: CoverageRun) -> list[tuple[str, str, str]]:
+    """Return the PNG legend, bilingual: (kind, colour, label) per entry, top to bottom (kind: area, line or point).
+
+    Tiers are counted as on the interactive map and in the tables
+    (:func:`planner.maps.institution_counts`); the PNG draws those on the
+    network and says how many more there are.
+    """
+    s = run.summary
+    minutes = [row["minutes"] for row in s["thresholds"]]
+    tmax = max(minutes)
+    items = [("area", colour, _band_label(lo, hi)) for lo, hi, colour, _label in _bands(tmax, minutes)]
+    items += [("area", GAP_COLOUR, f"缺口 gap (> {tmax:g} 分钟 min)"),
+              ("area", UNREACHABLE_COLOUR, "不可达 unreachable (no road or route)")]
+    if run.districts is not None and len(run.districts):
+        items.append(("line", DISTRICT_COLOUR, "区县界 district boundary"))
+    counts = institution_counts(run.institutions, by_tier=s.get("by_tier"))
+    for tier, (total, on) in counts.items():
+        if on:
+            more = f" (另 {total - on} 所不在路网 {total - on} more off the network)" if total > on else ""
+            items.append(("point", TIER_COLOURS[tier], f"{settings.TIER_LABELS_ZH[tier].split('(')[0]} {tier}: {on}{more}"))
+    return items
+
+
+def _band_label(lo: float, hi: float) -> str:
+    """Return the label of a travel-time band in the PNG legend, bilingual.
+
+    >>> _band_label(0, 5), _band_label(5, 10)
+    ('≤ 5 分钟 min', '5–10 分钟 min')
+    """
+    return f"≤ {hi:g} 分钟 min" if lo <= 0 else f"{lo:g}–{hi:g} 分钟 min"
 
 
 def _band_shapes(run: CoverageRun) -> tuple[list[tuple[np.ndarray, str, str]], np.ndarray]:
@@ -98,9 +134,10 @@ def render_static_map(run: CoverageRun, path: str, *, title: str | None = None, 
         fig, ax = plt.subplots(figsize=(10, 9))
         if drawn:  # dissolved: per-cell polygons leave hairline seams in the PNG; one collection, drawn in band order
             gpd.GeoSeries(shapes[drawn], crs=run.net.crs).plot(ax=ax, color=[masks[i][1] for i in drawn], linewidth=0)
-        handles = [Patch(color=colour, label=f"{lo:g}–{hi:g} min") for lo, hi, colour, _label in _bands(tmax, minutes)]
-        handles += [Patch(color=GAP_COLOUR, label=lab("缺口", f"gap (>{tmax:g} min)")),
-                    Patch(color=UNREACHABLE_COLOUR, label=lab("不可达", "unreachable"))]
+        handles = [Patch(color=colour, label=label) if kind == "area" else
+                   Line2D([], [], color=colour, linewidth=0.8, linestyle="--", label=label) if kind == "line" else
+                   Line2D([], [], marker="o", linestyle="", color=colour, label=label)
+                   for kind, colour, label in _legend_items(run)]
         if run.districts is not None and len(run.districts):
             d = run.districts.to_crs(run.net.crs)
             d.boundary.plot(ax=ax, color=DISTRICT_COLOUR, linewidth=0.8, linestyle="--")
@@ -116,22 +153,19 @@ def render_static_map(run: CoverageRun, path: str, *, title: str | None = None, 
             sel = inst[inst["tier"] == tier]
             if len(sel):
                 sel.plot(ax=ax, color=TIER_COLOURS[tier], markersize=TIER_RADIUS_PX[tier] * 4, edgecolor="white", linewidth=0.5)
-                handles.append(Line2D([], [], marker="o", linestyle="", color=TIER_COLOURS[tier],
-                                      label=lab(settings.TIER_LABELS_ZH[tier].split("(")[0], tier)))
         ax.set_xlim(xmin, xmax)
         ax.set_ylim(ymin, ymax)
         ax.set_axis_off()
-        ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
+        ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9, title=lab("图例", "Legend"),
+                  title_fontsize=8)
         head = title or lab(f"{tmax:g}分钟医疗服务圈", f"{tmax:g}-minute coverage")
-        ax.set_title(f"{head}\n{tmax:g} min {s['mode']}: {s['coverage_pct']:.1f}% of "
-                     f"{s['population_total']:,.0f} {s.get('population_unit', '')}", fontsize=11)
+        ax.set_title(f"{head}\n{tmax:g} 分钟 min, {_MODES_ZH.get(s['mode'], '')} {s['mode']}: 覆盖 coverage "
+                     f"{s['coverage_pct']:.1f}% / {s['population_total']:,.0f} {s.get('population_unit', '')}", fontsize=11)
         scale_m = 5000 if xmax - xmin > 15000 else 1000
         x0, y0 = xmin + (xmax - xmin) * 0.04, ymin + (ymax - ymin) * 0.04
         ax.plot([x0, x0 + scale_m], [y0, y0], color="black", linewidth=3)
         ax.text(x0 + scale_m / 2, y0 + (ymax - ymin) * 0.01, f"{scale_m / 1000:g} km", ha="center", fontsize=8)
-        fig.text(0.01, 0.01, "© OpenStreetMap contributors (ODbL); population: WorldPop (CC BY 4.0)"
-                 if "worldpop" in str(s.get("population_unit", "")).lower() or not s.get("population_unit")
-                 else "© OpenStreetMap contributors (ODbL)", fontsize=7, color="#555555")
+        fig.text(0.01, 0.01, "\n".join(credit_lines(s.get("credits"))), fontsize=7, color="#555555", va="bottom")
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         plt.close(fig)
     return path
