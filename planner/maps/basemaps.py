@@ -529,7 +529,8 @@ def new_map(
     if title:
         m.get_root().title = esc(title)  # type: ignore[attr-defined]
     corners = shift_for_basemap([shapely.Point(bounds[0], bounds[1]), shapely.Point(bounds[2], bounds[3])], bm)
-    m.fit_bounds([[corners[0].y, corners[0].x], [corners[1].y, corners[1].x]])  # before the tiles: no world-view requests
+    m.planner_view = [[corners[0].y, corners[0].x], [corners[1].y, corners[1].x]]  # type: ignore[attr-defined]
+    m.fit_bounds(m.planner_view)  # type: ignore[attr-defined]  # before the tiles: no world-view requests
     # the attribution bar stays one line: the long sentence asking for a 审图号 is in the legend (add_legend)
     bar = bm.attribution.replace(esc(APPROVAL_NOTICE), "审图号 approval no.: 见图例 see legend")
     for url in bm.tiles:

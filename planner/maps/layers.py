@@ -782,14 +782,18 @@ class _Legend(MacroElement):
     return div;
   };
   legend.addTo(map);
+  // open on the study area beside the legend, not under it, when the map is wide enough for both
+  var view = {{ this.view|tojson }}, w = legend.getContainer().offsetWidth + 16;
+  if (view && map.getSize().x > 2.5 * w) { map.fitBounds(view, {paddingTopLeft: [w, 0], animate: false}); }
 })({{ this._parent.get_name() }});
 {% endmacro %}
 """)
 
-    def __init__(self, body: str) -> None:
+    def __init__(self, body: str, view: list[list[float]] | None) -> None:
         super().__init__()
         self._name = "PlannerLegend"
         self.body = body
+        self.view = view
 
 
 def add_legend(m: folium.Map, sections: Sequence[LegendSection], *, title: str | None = None) -> MacroElement:
@@ -808,7 +812,8 @@ def add_legend(m: folium.Map, sections: Sequence[LegendSection], *, title: str |
     Returns
     -------
     legend
-        The legend element; in the page it is ``<div id="planner-legend">``.
+        The legend element; in the page it is ``<div id="planner-legend">``. On a map at
+        least 2.5 times as wide as the legend, the opening view is fitted beside it.
     """
     parts = [f"<div class='title'>{esc(title)}</div>"] if title else []
     for sec in sections:
@@ -821,6 +826,6 @@ def add_legend(m: folium.Map, sections: Sequence[LegendSection], *, title: str |
     if bm.attribution and bm.attribution not in attrs:
         attrs.append(f"底图 Basemap: {bm.attribution}")
     parts.append("<div class='attr'>" + "<br>".join(attrs) + "</div>")
-    legend = _Legend("".join(parts))
+    legend = _Legend("".join(parts), getattr(m, "planner_view", None))
     legend.add_to(m)
     return legend
