@@ -45,7 +45,7 @@ from typing import Any
 from ._errors import InvalidValueError
 
 __all__ = ["OSM_CREDIT", "ROLES", "case_credits", "check_user_credits", "credit_for_file", "credit_lines",
-           "parse_credit_options", "shipped_credits"]
+           "parse_credit_options", "population_counts", "shipped_credits"]
 
 #: Input roles and their bilingual names, in the order credits list them.
 ROLES: dict[str, str] = {
@@ -90,7 +90,8 @@ def shipped_credits(readme: str | os.PathLike[str] | None = None) -> tuple[tuple
     Returns
     -------
     rows
-        ``(patterns, {"text", "licence", "url"})`` per row; empty when the
+        ``(patterns, {"text", "licence", "url"})`` per row (and ``"counts"``: what a population file
+        counts, where the README's fifth column says); empty when the
         README is missing (an installed package without ``geodata/``).
 
     Examples
@@ -109,12 +110,39 @@ def shipped_credits(readme: str | os.PathLike[str] | None = None) -> tuple[tuple
     rows = []
     for line in text[start:end if end > 0 else None].splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 4 or not cells[0].startswith("`"):
+        if len(cells) not in (4, 5) or not cells[0].startswith("`"):
             continue
         patterns = tuple(re.findall(r"`([^`]+)`", cells[0]))
         credit = {"text": cells[1].replace("**", "").strip(), "licence": cells[2], "url": cells[3]}
+        if len(cells) == 5 and cells[4]:
+            credit["counts"] = cells[4]
         rows.append((patterns, credit))
     return tuple(rows)
+
+
+def _shipped_row(path: str | os.PathLike[str]) -> dict[str, str] | None:
+    """Return the README row (credit, and ``counts`` for a population file) of a shipped file or a copy of one."""
+    name = _shipped_name(Path(path)) if not str(path).lower().startswith("osm:") else None
+    if name is not None:
+        for patterns, credit in shipped_credits():
+            if any(fnmatch.fnmatchcase(name, pat) for pat in patterns):
+                return credit
+    return None
+
+
+def population_counts(path: str | os.PathLike[str]) -> str | None:
+    """Return what a shipped population file counts (the README's last column), or None for any other file.
+
+    Examples
+    --------
+    >>> from planner import datasets
+    >>> population_counts(datasets.get_path("wuhan_population"))
+    'persons aged 20+ (WorldPop; ages 0-19 not included)'
+    >>> population_counts("my_census.csv") is None
+    True
+    """
+    row = _shipped_row(path)
+    return None if row is None else row.get("counts")
 
 
 @functools.lru_cache(maxsize=1)
@@ -168,11 +196,9 @@ def credit_for_file(path: str | os.PathLike[str]) -> dict[str, str] | None:
     >>> credit_for_file("somewhere/roads.osm.pbf")["text"], credit_for_file("my.csv")
     ('© OpenStreetMap contributors', None)
     """
-    name = _shipped_name(Path(path)) if not str(path).lower().startswith("osm:") else None
-    if name is not None:
-        for patterns, credit in shipped_credits():
-            if any(fnmatch.fnmatchcase(name, pat) for pat in patterns):
-                return dict(credit)
+    row = _shipped_row(path)
+    if row is not None:
+        return {k: row[k] for k in ("text", "licence", "url")}
     return dict(OSM_CREDIT) if _is_osm(path) else None
 
 

@@ -784,7 +784,7 @@ def run_scenario(
     c = s.case
     roads, closed = apply_network_edits(case, s.edits, speed_kph=c.speed_kph, source=s.source)
     run = analyse_case(case, roads=roads, institutions=inst, minutes=c.minutes, speed_kph=c.speed_kph,
-                       population_label=c.population_label, with_isochrones=c.isochrones, progress=progress,
+                       population_label=c.population_unit, with_isochrones=c.isochrones, progress=progress,
                        **analysis_options(c))
     summary = cast(ScenarioSummary, run.summary)  # the same dict, which now gets its "scenario"
     summary["scenario"] = {"name": s.name, "title": s.title, "source": s.source,

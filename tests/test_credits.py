@@ -6,6 +6,7 @@ the map's legend; hand cases check the ``auto`` basemap inside and outside China
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -200,3 +201,17 @@ def test_other_roles_of_site_and_grid_runs(tmp_path):
         f"人口 population: {WORLDPOP_TEXT} (CC BY 4.0)",
         "候选点 candidates: 规划局 planning bureau",
         '牵头医院 leads: 来源未注明 source not given — add --credit leads="…" before publishing']
+
+
+def test_what_the_population_counts_comes_from_the_data(tmp_path):
+    """The README's site example gives no --population-label: the shipped raster still says it counts adults 20+."""
+    from planner.pipeline import Case
+
+    wuhan = Case(datasets.get_path("wuhan_roads"), datasets.get_path("wuhan_institutions"),
+                 datasets.get_path("wuhan_population"))
+    assert wuhan.population_unit == "persons aged 20+ (WorldPop; ages 0-19 not included)"
+    own = dataclasses.replace(wuhan, population_label="20岁及以上常住人口")
+    assert own.population_unit == "20岁及以上常住人口"  # the user's label wins
+    census = tmp_path / "census.csv"
+    census.write_text("lon,lat,population\n114.3,30.6,100\n", encoding="utf-8")
+    assert dataclasses.replace(wuhan, population=census).population_unit == "population"  # unknown data: no claim

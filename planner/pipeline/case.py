@@ -30,7 +30,7 @@ from .. import datum, settings
 from .._errors import InvalidValueError
 from .._validate import check_limit, check_minutes, check_mode, find_column
 from ..coverage import assign_districts, compute_study_area
-from ..credits import case_credits, check_user_credits
+from ..credits import case_credits, check_user_credits, population_counts
 from ..demand import load_population, population_by_zone
 from ..institutions import load_institutions
 from ..io import (
@@ -148,6 +148,17 @@ fix: give a value between 0.5 and 150 km/h
                 set_(self, name, check_limit(name, getattr(self, name)))
         check_capacity_options(capacity_column=self.capacity_column, persons_per_unit=self.persons_per_unit,
                                allocation=self.allocation, norms=self.norms if self.norms_enabled else None)
+
+    @property
+    def population_unit(self) -> str:
+        """What the population counts, printed with every total.
+
+        `population_label`; when that is left at its default and the population file is shipped data, what
+        the file counts (``geodata/README.md``; the Wuhan raster counts adults 20+).
+        """
+        if self.population_label == "population":
+            return population_counts(self.population) or self.population_label
+        return self.population_label
 
     def load(self) -> CaseInputs:
         """Load and check the case's inputs (see :func:`load_case`)."""

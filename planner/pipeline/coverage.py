@@ -397,7 +397,7 @@ def run_case(case: Case, *, progress: bool = False) -> CoverageRun:
     """
     t0 = time.perf_counter()
     loaded = case.load()
-    run = analyse_case(loaded, minutes=case.minutes, population_label=case.population_label,
+    run = analyse_case(loaded, minutes=case.minutes, population_label=case.population_unit,
                        with_isochrones=case.isochrones, progress=progress, **analysis_options(case))
     run.summary["runtime_s"] = round(time.perf_counter() - t0, 2)
     return run

@@ -346,7 +346,7 @@ def grid_case(
                         accessibility_minutes=accessibility_minutes)
     if case.cell_size_m is None:
         case = dataclasses.replace(case, cell_size_m=settings.GRID_CELL_SIZE_M)
-    mode, cell_size_m, population_label = case.mode, case.cell_size_m, case.population_label
+    mode, cell_size_m, population_label = case.mode, case.cell_size_m, case.population_unit
     institutions, coords = case.institutions, case.coords
     inputs = case.load()
     net = inputs.net

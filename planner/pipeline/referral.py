@@ -199,7 +199,7 @@ def referral_case(
     summary: ReferralSummary = {  # type: ignore[typeddict-item]  # the figures' keys are checked in the tests
         "planner_version": __version__,
         "complete": True,
-        "population_unit": case.population_label,
+        "population_unit": case.population_unit,
         "mode": case.mode,
         **_json_figures(figures),
         "n_outside_study_area": outside,

@@ -276,7 +276,7 @@ def site_case(
     tiers = _check_siting_options(candidates, n_sites=n_sites, target_pct=target_pct,
                                   objective=objective, service_tiers=service_tiers, max_minutes=max_minutes)
     _check_role_inputs(exclude, suitability=suitability, competitors=competitors)
-    mode, cell_size_m, population_label, institutions = case.mode, case.cell_size_m, case.population_label, case.institutions
+    mode, cell_size_m, population_label, institutions = case.mode, case.cell_size_m, case.population_unit, case.institutions
     coords = case.coords
     inputs = case.load()
     net = inputs.net
