@@ -136,6 +136,7 @@ def test_grids_labelled_with_their_lead(request, case):
     points = maps.label_points(run.grids)
     assert all(shapely.contains(g, p) for g, p in zip(run.grids.geometry, points, strict=True))
     assert "牵头医院名称 Lead names" in _unescape(html)  # the labels are a layer of their own
+    assert "个网格 grids (启发式 heuristic, ±20%)" in _unescape(html)  # the solve in words, not HiGHS's status name
 
 
 @pytest.fixture(scope="module")
