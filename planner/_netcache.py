@@ -33,13 +33,13 @@ import shapely
 from pyproj import CRS
 
 from . import settings
+from ._publish import file_sha256
 from ._version import __version__
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1  # bump when the stored arrays or their meaning change
 CACHE_ENV = "PLANNER_CACHE_DIR"
-_CHUNK = 1 << 20  # bytes read at a time while hashing
 _BUILDERS = ("_osm.py", "network.py", "_netcache.py")  # modules whose code shapes a cached network
 
 
@@ -47,15 +47,6 @@ def cache_dir() -> Path:
     """Return the cache folder: ``$PLANNER_CACHE_DIR``, else ``~/.cache/planner/networks``."""
     env = os.environ.get(CACHE_ENV)
     return Path(env) if env else Path.home() / ".cache" / "planner" / "networks"
-
-
-def file_sha256(path: Path) -> str:
-    """Return the SHA-256 of the file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @lru_cache(maxsize=1)

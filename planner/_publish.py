@@ -516,7 +516,8 @@ def remove_stale_partials(out: str | os.PathLike[str]) -> int:
         return 0
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes, read 1 MiB at a time (manifests, the network cache, shipped-data credits)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -525,7 +526,7 @@ def _sha256(path: Path) -> str:
 
 
 def _write_manifest(folder: Path, kind: str) -> None:
-    entries = [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": _sha256(p)}
+    entries = [{"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": file_sha256(p)}
                for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()]
     data = {"written_by": "planner", "planner_version": __version__, "kind": kind,
             "created_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

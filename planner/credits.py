@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidValueError
+from ._publish import file_sha256
 
 __all__ = ["OSM_CREDIT", "ROLES", "case_credits", "check_user_credits", "credit_for_file", "credit_lines",
            "parse_credit_options", "population_counts", "shipped_credits"]
@@ -171,8 +171,15 @@ def _shipped_name(path: Path) -> str | None:
     known = _shipped_sizes().get(size)
     if not known or not path.is_file():
         return None
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()  # only files of a shipped file's exact size get here
+    digest = _sha256(str(path.resolve()), size, path.stat().st_mtime_ns)  # only files of a shipped file's size
     return next((name for sha, name in known if sha == digest), None)
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, computed once per (path, size, modification time): a run asks for its credit and its counts."""
+    del size, mtime_ns  # part of the cache key only: a changed file is hashed again
+    return file_sha256(Path(path))
 
 
 def credit_for_file(path: str | os.PathLike[str]) -> dict[str, str] | None:
