@@ -676,8 +676,9 @@ def norms_table(df: pd.DataFrame) -> pd.DataFrame:
         for key in ("measured", "norm_value"):
             if key in out:
                 col = header(key, "norms")
-                table[col] = pd.Series([_per_row(v, d) for v, d in zip(table[col], places, strict=True)], index=table.index,
-                                       dtype=object)
+                # from the unrounded figure: rounding report_table's 0.01 again could round twice (80.049 → 80.05 → 80.1)
+                table[col] = pd.Series([_per_row(v, d) for v, d in zip(out[key].to_numpy(), places, strict=True)],
+                                       index=table.index, dtype=object)
     return table
 
 

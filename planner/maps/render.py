@@ -331,9 +331,11 @@ _SOLVE_WORDS = {"optimal": "最优解 optimal", "work_limit": "达到计算量�
                 "time_limit": "达到时间上限 stopped at the time limit", "heuristic": "启发式 heuristic"}
 
 
-def _gap_words(gap: float | None) -> str:
-    """``, 差距 gap 1.4%`` (for a MIP stopped before proving optimality)."""
-    return f", 差距 gap {gap:.1%}" if gap is not None and 0 < gap < float("inf") else ""
+def _solve_words(status: str, gap: float | None) -> str:
+    """How the grid solve ended, in words; with its gap when a limit stopped it (``..., 差距 gap 1.4%``)."""
+    words = _SOLVE_WORDS.get(status, status)
+    stopped = status in ("work_limit", "time_limit") and gap is not None and 0 < gap < float("inf")
+    return f"{words}, 差距 gap {gap:.1%}" if stopped else words
 
 
 def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "auto", offline: bool = True) -> folium.Map:
@@ -386,9 +388,7 @@ def render_grid_map(run: GridRun, *, title: str | None = None, basemap: str = "a
     lo, hi = s["load_ratio_range"]
     blo, bhi = s["baseline_load_ratio_range"]
     head = LegendSection(
-        f"{s['n_grids']} 个网格 grids ({_SOLVE_WORDS.get(s['solver_status'], s['solver_status'])}"
-        f"{_gap_words(s.get('gap')) if s['solver_status'] in ('work_limit', 'time_limit') else ''}"
-        f", ±{s['tolerance']:.0%})",
+        f"{s['n_grids']} 个网格 grids ({_solve_words(s['solver_status'], s.get('gap'))}, ±{s['tolerance']:.0%})",
         lines=(f"负荷比 load ratio {lo:.2f}–{hi:.2f} (就近 nearest {blo:.2f}–{bhi:.2f})",
                f"平均出行 mean time {cmp.get('mean_travel_time_s', float('nan')) / 60:.1f} 分钟 min "
                f"(就近 nearest {cmp.get('baseline_mean_travel_time_s', float('nan')) / 60:.1f})",
